@@ -1,0 +1,11 @@
+//! One module per subcommand; each has an `Args` (clap) and a `run` returning an [`Exit`].
+//!
+//! [`Exit`]: crate::exit::Exit
+
+pub mod apply;
+pub mod completions;
+pub mod diff;
+pub mod plan;
+pub mod releases;
+pub mod run;
+pub mod validate;
