@@ -1,0 +1,73 @@
+use std::path::PathBuf;
+
+/// Errors of release sources and rendering.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown source {spec:?}: expected `git:PATH_OR_URL` or `dir:PATH`")]
+    UnknownSourceKind { spec: String },
+    #[error("open git repository {location}")]
+    OpenRepo {
+        location: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("read git repository {location}")]
+    Git {
+        location: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("mirror {location} into {cache}: {detail}")]
+    Mirror {
+        location: String,
+        cache: PathBuf,
+        detail: String,
+    },
+    #[error("read release folder {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tree(#[from] uplift_tree::Error),
+    #[error("invalid tag pattern {pattern:?}: it must contain `{{version}}` exactly once")]
+    TagPattern { pattern: String },
+    #[error("unknown release {wanted:?} in {source_name}{}", nearby_hint(.nearby))]
+    UnknownRelease {
+        wanted: String,
+        source_name: String,
+        nearby: Vec<String>,
+    },
+    #[error("{source_name} has no stable release")]
+    NoReleases { source_name: String },
+    #[error("release {release} has no template folder `{subdir}` (it has: {available})")]
+    NoSuchTemplate {
+        release: String,
+        subdir: String,
+        available: String,
+    },
+    #[error("invalid template lineage entry {entry:?}: expected SUBDIR or VERSION=SUBDIR")]
+    Lineage { entry: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    Render {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    RenderNoPosition { path: String, message: String },
+    #[error("versions map {path}: {message}")]
+    VersionsMap { path: String, message: String },
+    #[error("{path} and {path}.hbs are both in the template")]
+    Collision { path: String },
+}
+
+fn nearby_hint(nearby: &[String]) -> String {
+    if nearby.is_empty() {
+        String::new()
+    } else {
+        format!(" (releases nearby: {})", nearby.join(", "))
+    }
+}
