@@ -1,0 +1,914 @@
+//! Parsing and checking a pipeline file: every problem at once, each with its position.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_yaml::Value as Yaml;
+
+use crate::diag::{Diagnostics, Problem};
+use crate::expr::{Expr, Reference, Template};
+use crate::model::{MarkerSpec, RetriesSpec, Scalar, StageFile, TemplateSpec, Upstream};
+use crate::span::{NodeSpan, Pos, SpanIndex, YamlPath};
+use crate::with::Catalog;
+use crate::{Pipeline, Retries, Stage};
+
+/// Largest pipeline file accepted.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "env",
+    "upstream",
+    "stages",
+    "finally",
+];
+
+/// Parses and checks a pipeline file's text. `file` is the name shown in diagnostics.
+pub fn parse(file: &str, text: &str, catalog: &Catalog) -> Result<Pipeline, Diagnostics> {
+    let mut checker = Checker {
+        text,
+        spans: SpanIndex::default(),
+        lines: LineIndex::new(text),
+        problems: Vec::new(),
+        catalog,
+    };
+    let pipeline = checker.run(file);
+    if checker.problems.is_empty() {
+        if let Some(pipeline) = pipeline {
+            return Ok(pipeline);
+        }
+    }
+    let mut problems = checker.problems;
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems.dedup();
+    Err(Diagnostics {
+        file: file.to_owned(),
+        source: text.to_owned(),
+        problems,
+    })
+}
+
+/// Byte offset → line and column.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self { starts }
+    }
+
+    fn pos(&self, text: &str, offset: usize, len: usize) -> Pos {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let col = text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        Pos {
+            line,
+            col,
+            offset,
+            len,
+        }
+    }
+
+    fn offset_of(&self, text: &str, line: usize, col: usize) -> usize {
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(text.len());
+        let rest = text.get(start..).unwrap_or("");
+        start
+            + rest
+                .char_indices()
+                .nth(col.saturating_sub(1))
+                .map(|(b, _)| b)
+                .unwrap_or(0)
+    }
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    spans: SpanIndex,
+    lines: LineIndex,
+    problems: Vec<Problem>,
+    catalog: &'a Catalog,
+}
+
+/// Which section a stage is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Main,
+    Finally,
+}
+
+impl Section {
+    fn key(self) -> &'static str {
+        match self {
+            Section::Main => "stages",
+            Section::Finally => "finally",
+        }
+    }
+}
+
+impl<'a> Checker<'a> {
+    fn problem(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    fn at_value(&self, path: &YamlPath) -> Pos {
+        self.spans.value_or_ancestor(path)
+    }
+
+    fn at_key(&self, path: &YamlPath) -> Pos {
+        self.spans.key_or_value(path)
+    }
+
+    /// Deserializes `value` (at `path`) into `T`, recording the problem on failure.
+    fn typed<T: DeserializeOwned>(&mut self, value: &Yaml, path: &YamlPath) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => Some(v),
+            Err(error) => {
+                let at = path.join_serde(error.path());
+                let message = error.inner().to_string();
+                let unknown = message.starts_with("unknown field");
+                let pos = if unknown {
+                    self.at_key(&at)
+                } else {
+                    self.at_value(&at)
+                };
+                let label = if unknown { "unknown key" } else { "here" };
+                let message = if at.0.is_empty() {
+                    message
+                } else {
+                    format!("{at}: {message}")
+                };
+                self.problem(Problem::at(pos, message, label));
+                None
+            }
+        }
+    }
+
+    fn run(&mut self, file: &str) -> Option<Pipeline> {
+        if self.text.len() > MAX_FILE_BYTES {
+            let pos = Pos {
+                line: 1,
+                col: 1,
+                offset: 0,
+                len: 0,
+            };
+            self.problem(Problem::at(
+                pos,
+                format!("file is larger than {MAX_FILE_BYTES} bytes"),
+                "here",
+            ));
+            return None;
+        }
+        let root: Yaml = match serde_yaml::from_str(self.text) {
+            Ok(v) => v,
+            Err(error) => {
+                let pos = match error.location() {
+                    Some(loc) => {
+                        let offset = self.lines.offset_of(self.text, loc.line(), loc.column());
+                        self.lines.pos(self.text, offset, 1)
+                    }
+                    None => Pos {
+                        line: 1,
+                        col: 1,
+                        offset: 0,
+                        len: 0,
+                    },
+                };
+                let message = error.to_string();
+                let message = match message.find(" at line ") {
+                    Some(i) => message[..i].to_owned(),
+                    None => message,
+                };
+                self.problem(Problem::at(pos, format!("invalid YAML: {message}"), "here"));
+                return None;
+            }
+        };
+        self.spans = SpanIndex::build(self.text);
+        let root_path = YamlPath::root();
+        let map = match &root {
+            Yaml::Mapping(map) => map.clone(),
+            Yaml::Null => {
+                let pos = Pos {
+                    line: 1,
+                    col: 1,
+                    offset: 0,
+                    len: 0,
+                };
+                self.problem(
+                    Problem::at(pos, "the pipeline file is empty", "here").with_help(
+                        "a pipeline needs at least `stages:` (see pipelines/schema.json)",
+                    ),
+                );
+                return None;
+            }
+            _ => {
+                let pos = self.at_value(&root_path);
+                self.problem(Problem::at(
+                    pos,
+                    "a pipeline file must be a mapping",
+                    "not a mapping",
+                ));
+                return None;
+            }
+        };
+
+        let default_name = std::path::Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| String::from("pipeline"));
+        let mut name = default_name;
+        let mut description = None;
+        let mut env = IndexMap::new();
+        let mut upstream = None;
+        let mut raw_main: IndexMap<String, (Yaml, YamlPath)> = IndexMap::new();
+        let mut raw_finally: IndexMap<String, (Yaml, YamlPath)> = IndexMap::new();
+
+        for (key, value) in &map {
+            let Some(key) = key.as_str() else {
+                let pos = self.at_value(&root_path);
+                self.problem(Problem::at(pos, "top-level keys must be strings", "here"));
+                continue;
+            };
+            let path = root_path.key(key);
+            match key {
+                "name" => {
+                    if let Some(v) = self.typed::<String>(value, &path) {
+                        name = v;
+                    }
+                }
+                "description" => description = self.typed::<Option<String>>(value, &path).flatten(),
+                "env" => {
+                    if let Some(v) = self.typed::<IndexMap<String, Scalar>>(value, &path) {
+                        env = v;
+                    }
+                }
+                "upstream" => {
+                    upstream = self.typed::<Option<Upstream>>(value, &path).flatten();
+                    if let Some(up) = &upstream {
+                        self.check_upstream(up, &path);
+                    }
+                }
+                "stages" | "finally" => {
+                    let target = if key == "stages" {
+                        &mut raw_main
+                    } else {
+                        &mut raw_finally
+                    };
+                    match value {
+                        Yaml::Mapping(stages) => {
+                            for (id, stage) in stages {
+                                match id.as_str() {
+                                    Some(id) => {
+                                        target.insert(id.to_owned(), (stage.clone(), path.key(id)));
+                                    }
+                                    None => {
+                                        let pos = self.at_value(&path);
+                                        self.problems.push(Problem::at(
+                                            pos,
+                                            "stage ids must be strings",
+                                            "here",
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                        Yaml::Null => {}
+                        _ => {
+                            let pos = self.at_value(&path);
+                            self.problem(Problem::at(
+                                pos,
+                                format!("`{key}` must be a mapping of stage id to stage"),
+                                "not a mapping",
+                            ));
+                        }
+                    }
+                }
+                other => {
+                    let pos = self.at_key(&path);
+                    self.problem(
+                        Problem::at(pos, format!("unknown key `{other}`"), "unknown key")
+                            .with_help(format!("expected one of: {}", TOP_KEYS.join(", "))),
+                    );
+                }
+            }
+        }
+
+        if raw_main.is_empty() {
+            let pos = self.at_key(&root_path.key("stages"));
+            self.problem(Problem::at(pos, "the pipeline has no stages", "here"));
+        }
+
+        let mut main = IndexMap::new();
+        for (id, (value, path)) in &raw_main {
+            if let Some(stage) = self.stage(id, value, path, Section::Main) {
+                main.insert(id.clone(), stage);
+            }
+        }
+        let mut finally = IndexMap::new();
+        for (id, (value, path)) in &raw_finally {
+            if raw_main.contains_key(id) {
+                let pos = self.at_key(path);
+                self.problem(Problem::at(
+                    pos,
+                    format!("stage id `{id}` is used in both `stages` and `finally`"),
+                    "duplicate id",
+                ));
+            }
+            if let Some(stage) = self.stage(id, value, path, Section::Finally) {
+                finally.insert(id.clone(), stage);
+            }
+        }
+
+        // Graph checks, once every stage is known (including those whose settings failed).
+        let main_ids: HashSet<&str> = raw_main.keys().map(String::as_str).collect();
+        let finally_ids: HashSet<&str> = raw_finally.keys().map(String::as_str).collect();
+        self.check_needs(&main, &main_ids, &HashSet::new(), Section::Main);
+        self.check_needs(&finally, &finally_ids, &main_ids, Section::Finally);
+        self.check_cycles(&main, Section::Main);
+        self.check_cycles(&finally, Section::Finally);
+        let pipeline = Pipeline {
+            name,
+            description,
+            file: file.to_owned(),
+            env: env.iter().map(|(k, v)| (k.clone(), v.as_text())).collect(),
+            upstream,
+            stages: main,
+            finally,
+        };
+        self.check_env(&pipeline.env, &root_path.key("env"));
+        self.check_references(&pipeline);
+        Some(pipeline)
+    }
+
+    fn check_upstream(&mut self, up: &Upstream, path: &YamlPath) {
+        let known = ["git:", "dir:", "npm:"];
+        if !known.iter().any(|p| up.source.starts_with(p)) {
+            let pos = self.at_value(&path.key("source"));
+            self.problem(
+                Problem::at(
+                    pos,
+                    format!("unknown release source `{}`", up.source),
+                    "here",
+                )
+                .with_help("expected `git:PATH_OR_URL`, `dir:PATH` or `npm:PACKAGE`"),
+            );
+        }
+        if let Some(TemplateSpec::PerRelease(list)) = &up.template {
+            for (i, entry) in list.iter().enumerate() {
+                let ok = entry
+                    .split_once('=')
+                    .is_some_and(|(v, d)| !v.trim().is_empty() && !d.trim().is_empty());
+                if !ok {
+                    let pos = self.at_value(&path.key("template").index(i));
+                    self.problem(
+                        Problem::at(
+                            pos,
+                            format!("template entry `{entry}` is not `VERSION=SUBDIR`"),
+                            "here",
+                        )
+                        .with_help("e.g. `>=1.30=packages/create-app/templates/default-app`"),
+                    );
+                }
+            }
+        }
+        if let Some(MarkerSpec { file, field }) = &up.marker {
+            if file.trim().is_empty() || field.trim().is_empty() {
+                let pos = self.at_value(&path.key("marker"));
+                self.problem(Problem::at(
+                    pos,
+                    "marker needs a `file` and a `field`",
+                    "here",
+                ));
+            }
+        }
+    }
+
+    fn stage(
+        &mut self,
+        id: &str,
+        value: &Yaml,
+        path: &YamlPath,
+        section: Section,
+    ) -> Option<Stage> {
+        let valid_id = id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid_id {
+            let pos = self.at_key(path);
+            self.problem(
+                Problem::at(pos, format!("invalid stage id `{id}`"), "here").with_help(
+                    "ids start with a letter or `_` and hold letters, digits, `_` and `-`",
+                ),
+            );
+        }
+        let file: StageFile = self.typed(value, path)?;
+        let mut ok = true;
+        let with = file.with.clone().unwrap_or(Yaml::Null);
+        match self.catalog.get(&file.uses) {
+            None => {
+                ok = false;
+                let pos = self.at_value(&path.key("uses"));
+                self.problem(
+                    Problem::at(
+                        pos,
+                        format!("unknown stage type `{}`", file.uses),
+                        "unknown stage type",
+                    )
+                    .with_help(format!(
+                        "expected one of: {}",
+                        self.catalog.names().join(", ")
+                    )),
+                );
+            }
+            Some(spec) => {
+                if let Err(error) = spec.check_with(&with) {
+                    ok = false;
+                    let mut at = path.key("with");
+                    at.0.extend(error.path.0.iter().cloned());
+                    let pos = if error.at_key {
+                        self.at_key(&at)
+                    } else {
+                        self.at_value(&at)
+                    };
+                    let shown = if error.path.0.is_empty() {
+                        format!("`with` of stage `{id}` ({}): {}", file.uses, error.message)
+                    } else {
+                        format!(
+                            "`with.{}` of stage `{id}` ({}): {}",
+                            error.path, file.uses, error.message
+                        )
+                    };
+                    self.problem(Problem::at(
+                        pos,
+                        shown,
+                        if error.at_key { "unknown key" } else { "here" },
+                    ));
+                }
+            }
+        }
+        let timeout = match &file.timeout {
+            None => None,
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) | Err(_) => {
+                    ok = false;
+                    let pos = self.at_value(&path.key("timeout"));
+                    self.problem(
+                        Problem::at(pos, format!("invalid timeout `{text}`"), "not a duration")
+                            .with_help(
+                                "write a positive duration such as `30s`, `10m` or `1h 30m`",
+                            ),
+                    );
+                    None
+                }
+            },
+        };
+        let retries = match &file.retries {
+            None => Retries::default(),
+            Some(RetriesSpec::Count(count)) => Retries {
+                count: *count,
+                ..Retries::default()
+            },
+            Some(RetriesSpec::Detailed(d)) => {
+                let mut retries = Retries {
+                    count: d.count,
+                    ..Retries::default()
+                };
+                for (key, text, slot) in [
+                    ("backoff", &d.backoff, &mut retries.backoff),
+                    ("max-backoff", &d.max_backoff, &mut retries.max_backoff),
+                ] {
+                    if let Some(text) = text {
+                        match humantime::parse_duration(text) {
+                            Ok(v) => *slot = v,
+                            Err(_) => {
+                                ok = false;
+                                let pos = self.at_value(&path.key("retries").key(key));
+                                self.problem(Problem::at(
+                                    pos,
+                                    format!("invalid duration `{text}`"),
+                                    "not a duration",
+                                ));
+                            }
+                        }
+                    }
+                }
+                retries
+            }
+        };
+        let condition = match &file.if_ {
+            None => None,
+            Some(text) => match Expr::parse_condition(text) {
+                Ok(expr) => Some((text.clone(), expr)),
+                Err(error) => {
+                    ok = false;
+                    let at = path.key("if");
+                    let pos = self.locate(&at, text, error.offset);
+                    self.problem(Problem::at(
+                        pos,
+                        format!("`if` of stage `{id}`: {}", error.message),
+                        "here",
+                    ));
+                    None
+                }
+            },
+        };
+        let env: IndexMap<String, String> = file
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_text()))
+            .collect();
+        if !self.check_env(&env, &path.key("env")) {
+            ok = false;
+        }
+        if !self.check_templates(&with, &path.key("with")) {
+            ok = false;
+        }
+        let _ = section;
+        ok.then(|| Stage {
+            id: id.to_owned(),
+            uses: file.uses.clone(),
+            with,
+            needs: file.needs.to_vec(),
+            condition,
+            env,
+            timeout,
+            retries,
+            continue_on_error: file.continue_on_error,
+            outputs: file.outputs.clone(),
+            description: file.description.clone(),
+            finally: section == Section::Finally,
+        })
+    }
+
+    /// Position of byte `offset` inside the string value at `path`.
+    fn locate(&self, path: &YamlPath, value: &str, offset: usize) -> Pos {
+        let Some(node) = self.spans.get(path).copied() else {
+            return self.at_value(path);
+        };
+        locate_in_value(self.text, &self.lines, &node, value, offset)
+    }
+
+    fn check_env(&mut self, env: &IndexMap<String, String>, path: &YamlPath) -> bool {
+        let mut ok = true;
+        for (key, value) in env {
+            if let Err(error) = Template::parse(value) {
+                ok = false;
+                let pos = self.locate(&path.key(key), value, error.offset);
+                self.problem(Problem::at(
+                    pos,
+                    format!("`{path}.{key}`: {}", error.message),
+                    "here",
+                ));
+            }
+        }
+        ok
+    }
+
+    /// Parses every string inside a `with` block.
+    fn check_templates(&mut self, value: &Yaml, path: &YamlPath) -> bool {
+        match value {
+            Yaml::String(s) => match Template::parse(s) {
+                Ok(_) => true,
+                Err(error) => {
+                    let pos = self.locate(path, s, error.offset);
+                    self.problem(Problem::at(
+                        pos,
+                        format!("`{path}`: {}", error.message),
+                        "here",
+                    ));
+                    false
+                }
+            },
+            Yaml::Sequence(items) => {
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    ok &= self.check_templates(item, &path.index(i));
+                }
+                ok
+            }
+            Yaml::Mapping(map) => {
+                let mut ok = true;
+                for (k, v) in map {
+                    if let Some(k) = k.as_str() {
+                        ok &= self.check_templates(v, &path.key(k));
+                    }
+                }
+                ok
+            }
+            Yaml::Tagged(t) => self.check_templates(&t.value, path),
+            _ => true,
+        }
+    }
+
+    fn check_needs(
+        &mut self,
+        stages: &IndexMap<String, Stage>,
+        ids: &HashSet<&str>,
+        earlier: &HashSet<&str>,
+        section: Section,
+    ) {
+        for (id, stage) in stages {
+            let base = YamlPath::root()
+                .key(section.key())
+                .key(id.as_str())
+                .key("needs");
+            let single = stage.needs.len() == 1 && self.spans.get(&base.index(0)).is_none();
+            for (i, need) in stage.needs.iter().enumerate() {
+                let at = if single { base.clone() } else { base.index(i) };
+                if need == id {
+                    let pos = self.at_value(&at);
+                    self.problem(Problem::at(
+                        pos,
+                        format!("stage `{id}` needs itself"),
+                        "here",
+                    ));
+                } else if earlier.contains(need.as_str()) {
+                    // A `finally` stage may name a main stage: it runs after all of them anyway.
+                } else if !ids.contains(need.as_str()) {
+                    let pos = self.at_value(&at);
+                    let mut known: Vec<&str> = ids.iter().copied().filter(|s| s != id).collect();
+                    known.sort_unstable();
+                    self.problem(
+                        Problem::at(
+                            pos,
+                            format!("stage `{id}` needs `{need}`, which is not a stage"),
+                            "no such stage",
+                        )
+                        .with_help(format!("known stages: {}", known.join(", "))),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_cycles(&mut self, stages: &IndexMap<String, Stage>, section: Section) {
+        let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+        for cycle in crate::dag::cycles(stages) {
+            let mut key = cycle.clone();
+            key.sort();
+            if !reported.insert(key) {
+                continue;
+            }
+            let Some(first) = cycle.first() else { continue };
+            let mut shown = cycle.clone();
+            shown.push(first.clone());
+            let at = YamlPath::root()
+                .key(section.key())
+                .key(first.as_str())
+                .key("needs");
+            let pos = self.at_value(&at);
+            self.problem(Problem::at(
+                pos,
+                format!("dependency cycle: {}", shown.join(" → ")),
+                "part of a cycle",
+            ));
+        }
+    }
+
+    /// Every expression reference must name a stage (that runs before) and a declared output.
+    fn check_references(&mut self, pipeline: &Pipeline) {
+        let all: Vec<&Stage> = pipeline
+            .stages
+            .values()
+            .chain(pipeline.finally.values())
+            .collect();
+        let by_id: HashMap<&str, &Stage> = all.iter().map(|s| (s.id.as_str(), *s)).collect();
+        for stage in &all {
+            let section = if stage.finally {
+                Section::Finally
+            } else {
+                Section::Main
+            };
+            let base = YamlPath::root().key(section.key()).key(stage.id.as_str());
+            let ancestors = pipeline.ancestors(&stage.id);
+            let mut sites: Vec<(YamlPath, String, Vec<(Vec<String>, usize)>)> = Vec::new();
+            if let Some((text, expr)) = &stage.condition {
+                sites.push((base.key("if"), text.clone(), owned_paths(expr)));
+            }
+            for (k, v) in &stage.env {
+                if let Ok(t) = Template::parse(v) {
+                    sites.push((
+                        base.key("env").key(k.as_str()),
+                        v.clone(),
+                        template_paths(&t),
+                    ));
+                }
+            }
+            collect_with_sites(&stage.with, &base.key("with"), &mut sites);
+            for (path, text, refs) in sites {
+                for (segments, offset) in refs {
+                    let error = match Reference::classify(&segments) {
+                        Err(message) => Some((message, None)),
+                        Ok(Reference::StageOutput {
+                            stage: target,
+                            output,
+                        }) => self.stage_ref(stage, &target, Some(&output), &by_id, &ancestors),
+                        Ok(Reference::StageResult { stage: target }) => {
+                            self.stage_ref(stage, &target, None, &by_id, &ancestors)
+                        }
+                        Ok(_) => None,
+                    };
+                    if let Some((message, help)) = error {
+                        let pos = self.locate(&path, &text, offset);
+                        let pos = Pos {
+                            len: segments.join(".").len(),
+                            ..pos
+                        };
+                        let mut problem = Problem::at(
+                            pos,
+                            format!("`{}`: {message}", segments.join(".")),
+                            "here",
+                        );
+                        if let Some(help) = help {
+                            problem = problem.with_help(help);
+                        }
+                        self.problem(problem);
+                    }
+                }
+            }
+        }
+        // Env of the pipeline may only use env, secrets and pipeline.
+        for (k, v) in &pipeline.env {
+            if let Ok(t) = Template::parse(v) {
+                for (segments, offset) in template_paths(&t) {
+                    let message = match Reference::classify(&segments) {
+                        Err(message) => Some(message),
+                        Ok(Reference::StageOutput { .. } | Reference::StageResult { .. }) => {
+                            Some(String::from("the pipeline's `env` cannot read stages"))
+                        }
+                        Ok(_) => None,
+                    };
+                    if let Some(message) = message {
+                        let pos =
+                            self.locate(&YamlPath::root().key("env").key(k.as_str()), v, offset);
+                        self.problem(Problem::at(
+                            pos,
+                            format!("`{}`: {message}", segments.join(".")),
+                            "here",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn stage_ref(
+        &self,
+        from: &Stage,
+        target: &str,
+        output: Option<&str>,
+        by_id: &HashMap<&str, &Stage>,
+        ancestors: &HashSet<String>,
+    ) -> Option<(String, Option<String>)> {
+        let Some(target_stage) = by_id.get(target) else {
+            return Some((format!("unknown stage `{target}`"), None));
+        };
+        if target == from.id {
+            return Some((String::from("a stage cannot read itself"), None));
+        }
+        let runs_before = ancestors.contains(target) || (from.finally && !target_stage.finally);
+        if !runs_before {
+            return Some((
+                format!("stage `{target}` is not in the `needs` of `{}`", from.id),
+                Some(format!("add `needs: [{target}]` to stage `{}`", from.id)),
+            ));
+        }
+        if let Some(output) = output {
+            let builtin = self
+                .catalog
+                .get(&target_stage.uses)
+                .map(|s| s.outputs())
+                .unwrap_or(&[]);
+            if !target_stage.outputs.iter().any(|o| o == output) && !builtin.contains(&output) {
+                let mut declared: Vec<&str> =
+                    target_stage.outputs.iter().map(String::as_str).collect();
+                declared.extend(builtin.iter().copied());
+                return Some((
+                    format!("stage `{target}` has no output `{output}`"),
+                    Some(format!(
+                        "declare it in `outputs:` of `{target}`; known outputs: {}",
+                        if declared.is_empty() {
+                            String::from("none")
+                        } else {
+                            declared.join(", ")
+                        }
+                    )),
+                ));
+            }
+        }
+        None
+    }
+}
+
+fn owned_paths(expr: &Expr) -> Vec<(Vec<String>, usize)> {
+    expr.paths()
+        .into_iter()
+        .map(|(s, o)| (s.to_vec(), o))
+        .collect()
+}
+
+fn template_paths(t: &Template) -> Vec<(Vec<String>, usize)> {
+    t.exprs().flat_map(owned_paths).collect()
+}
+
+fn collect_with_sites(
+    value: &Yaml,
+    path: &YamlPath,
+    out: &mut Vec<(YamlPath, String, Vec<(Vec<String>, usize)>)>,
+) {
+    match value {
+        Yaml::String(s) => {
+            if let Ok(t) = Template::parse(s) {
+                let refs = template_paths(&t);
+                if !refs.is_empty() {
+                    out.push((path.clone(), s.clone(), refs));
+                }
+            }
+        }
+        Yaml::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_with_sites(item, &path.index(i), out);
+            }
+        }
+        Yaml::Mapping(map) => {
+            for (k, v) in map {
+                if let Some(k) = k.as_str() {
+                    collect_with_sites(v, &path.key(k), out);
+                }
+            }
+        }
+        Yaml::Tagged(t) => collect_with_sites(&t.value, path, out),
+        _ => {}
+    }
+}
+
+/// Finds byte `offset` of a parsed string value in the source: the line of the value holding
+/// the offset is searched for from the node's start (works for plain, quoted and block
+/// scalars without escapes before the offset; otherwise the node's start is used).
+fn locate_in_value(
+    text: &str,
+    lines: &LineIndex,
+    node: &NodeSpan,
+    value: &str,
+    offset: usize,
+) -> Pos {
+    let offset = offset.min(value.len());
+    let line_start = value
+        .get(..offset)
+        .and_then(|s| s.rfind('\n'))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let line_end = value
+        .get(offset..)
+        .and_then(|s| s.find('\n'))
+        .map(|i| offset + i)
+        .unwrap_or(value.len());
+    let fragment = value.get(line_start..line_end).unwrap_or("");
+    let within = offset - line_start;
+    if !fragment.is_empty() {
+        if let Some(found) = text
+            .get(node.value.offset..)
+            .and_then(|rest| rest.find(fragment))
+        {
+            let abs = node.value.offset + found + within;
+            let rest = text.get(abs..).unwrap_or("");
+            let len = rest
+                .find('\n')
+                .unwrap_or(rest.len())
+                .min(fragment.len().saturating_sub(within))
+                .max(1);
+            return lines.pos(text, abs, len);
+        }
+    }
+    node.value
+}
+
+/// Parses a retry backoff etc. Kept here so the defaults live next to the checks.
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
