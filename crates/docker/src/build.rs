@@ -1,0 +1,369 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use bollard::models::{BuildInfo, BuildInfoAux};
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder};
+use futures_util::StreamExt;
+
+use crate::context::{BuildContext, ContextSummary};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::reference::ImageRef;
+
+/// Which builder to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// BuildKit when the engine supports it, the classic builder otherwise.
+    #[default]
+    Auto,
+    /// The classic (v1) builder, always.
+    Classic,
+    /// BuildKit, or an error when the engine has none.
+    BuildKit,
+}
+
+/// One image build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The folder sent as the build context.
+    pub context_dir: PathBuf,
+    /// The Dockerfile, relative to the context (`Dockerfile` when empty).
+    pub dockerfile: String,
+    /// The stage to build in a multi-stage Dockerfile.
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// Full references (`repo:tag`) to tag the result with; may be empty.
+    pub tags: Vec<String>,
+    pub builder: Builder,
+    pub no_cache: bool,
+}
+
+impl BuildRequest {
+    fn dockerfile(&self) -> &str {
+        if self.dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            &self.dockerfile
+        }
+    }
+}
+
+/// The result of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The image id in the local store (`sha256:...`).
+    pub id: String,
+    /// The references it was tagged with.
+    pub tags: Vec<String>,
+    /// The builder actually used ([`Builder::Classic`] or [`Builder::BuildKit`]).
+    pub builder: Builder,
+    /// What the context held.
+    pub context: ContextSummary,
+}
+
+/// Progress of a build, for the caller to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A line of the classic builder's output (`Step 1/3 : FROM scratch`, command output, ...).
+    Line(String),
+    /// A BuildKit step changed state.
+    Vertex {
+        digest: String,
+        name: String,
+        cached: bool,
+        completed: bool,
+        error: Option<String>,
+    },
+    /// Progress inside a BuildKit step (a transfer, an extraction).
+    Progress {
+        vertex: String,
+        id: String,
+        current: i64,
+        total: i64,
+    },
+    /// Output of a BuildKit step.
+    Log { vertex: String, text: String },
+}
+
+/// The first line of a Dockerfile that needs BuildKit, with the feature, if any.
+pub fn needs_buildkit(dockerfile: &str) -> Option<(usize, &'static str)> {
+    const FEATURES: &[(&str, &[&str], &str)] = &[
+        ("RUN", &["--mount"], "RUN --mount"),
+        ("RUN", &["--network"], "RUN --network"),
+        ("RUN", &["--security"], "RUN --security"),
+        ("COPY", &["--link"], "COPY --link"),
+        ("COPY", &["--chmod"], "COPY --chmod"),
+        ("ADD", &["--link"], "ADD --link"),
+        ("ADD", &["--chmod"], "ADD --chmod"),
+    ];
+    for (i, line) in dockerfile.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        let Some(instruction) = words.next() else {
+            continue;
+        };
+        let instruction = instruction.to_ascii_uppercase();
+        let flags: Vec<&str> = words.take_while(|w| w.starts_with("--")).collect();
+        for (ins, prefixes, feature) in FEATURES {
+            if instruction == *ins
+                && flags.iter().any(|f| {
+                    prefixes.iter().any(|p| {
+                        f.strip_prefix(p)
+                            .is_some_and(|r| r.is_empty() || r.starts_with('='))
+                    })
+                })
+            {
+                return Some((i + 1, feature));
+            }
+        }
+        if matches!(instruction.as_str(), "RUN" | "COPY") && line.contains("<<") {
+            let after = line.split("<<").nth(1).unwrap_or("");
+            let word = after
+                .trim_start_matches('-')
+                .trim_start_matches(['"', '\'']);
+            if word.starts_with(|c: char| c.is_ascii_uppercase()) {
+                return Some((i + 1, "a heredoc"));
+            }
+        }
+    }
+    None
+}
+
+/// Builds an image from `req`, calling `on_event` with the progress.
+pub async fn build_image(
+    engine: &Engine,
+    req: &BuildRequest,
+    on_event: &mut (dyn FnMut(BuildEvent) + Send),
+) -> Result<BuiltImage> {
+    let dockerfile = req.dockerfile().to_owned();
+    let dockerfile_path = req.context_dir.join(&dockerfile);
+    let text = tokio::fs::read_to_string(&dockerfile_path)
+        .await
+        .map_err(|source| Error::Context {
+            path: dockerfile_path.clone(),
+            source,
+        })?;
+    let builder = match req.builder {
+        Builder::Auto if engine.supports_buildkit() => Builder::BuildKit,
+        Builder::Auto => Builder::Classic,
+        Builder::BuildKit if !engine.supports_buildkit() => {
+            let (line, feature) = needs_buildkit(&text).unwrap_or((0, "BuildKit"));
+            return Err(Error::BuildKitRequired {
+                dockerfile,
+                line,
+                feature: feature.to_owned(),
+                reason: format!(
+                    "the engine (API {}) does not build with BuildKit",
+                    engine.api_version()
+                ),
+            });
+        }
+        other => other,
+    };
+    if builder == Builder::Classic
+        && let Some((line, feature)) = needs_buildkit(&text)
+    {
+        let reason = if req.builder == Builder::Classic {
+            "the classic builder was chosen".to_owned()
+        } else {
+            format!(
+                "the engine (API {}) does not build with BuildKit",
+                engine.api_version()
+            )
+        };
+        return Err(Error::BuildKitRequired {
+            dockerfile,
+            line,
+            feature: feature.to_owned(),
+            reason,
+        });
+    }
+    for tag in &req.tags {
+        ImageRef::parse(tag)?;
+    }
+
+    let dir = req.context_dir.clone();
+    let df = dockerfile.clone();
+    let context = tokio::task::spawn_blocking(move || BuildContext::pack(&dir, &df))
+        .await
+        .map_err(|e| Error::Build {
+            dockerfile: dockerfile.clone(),
+            message: format!("packing the context stopped: {e}"),
+        })??;
+    tracing::debug!(
+        files = context.summary.files,
+        bytes = context.summary.bytes,
+        ?builder,
+        "build context packed"
+    );
+
+    let build_args: HashMap<&str, &str> = req
+        .build_args
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let labels: HashMap<&str, &str> = req
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut opts = BuildImageOptionsBuilder::new()
+        .dockerfile(&dockerfile)
+        .buildargs(&build_args)
+        .labels(&labels)
+        .rm(true)
+        .forcerm(true)
+        .nocache(req.no_cache);
+    if let Some(t) = req.tags.first() {
+        opts = opts.t(t);
+    }
+    if let Some(target) = &req.target {
+        opts = opts.target(target);
+    }
+    let session;
+    if builder == Builder::BuildKit {
+        session = format!("uplift-{}", crate::guard::RunId::generate());
+        opts = opts
+            .version(BuilderVersion::BuilderBuildKit)
+            .session(&session);
+    }
+    let summary = context.summary;
+    let body = bollard::body_full(bytes::Bytes::from(context.tar));
+    let mut stream = engine.docker().build_image(opts.build(), None, Some(body));
+
+    let mut image_id: Option<String> = None;
+    let mut last_lines: Vec<String> = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                return Err(Error::Build {
+                    dockerfile,
+                    message: with_tail(error.trim(), &last_lines),
+                });
+            }
+            Err(e) => return Err(Error::engine(format!("build image from {dockerfile}"), e)),
+        };
+        handle_info(info, &mut image_id, &mut last_lines, on_event);
+    }
+    let id = image_id.ok_or_else(|| Error::Build {
+        dockerfile: dockerfile.clone(),
+        message: with_tail("the engine reported no image id", &last_lines),
+    })?;
+    for tag in req.tags.iter().skip(1) {
+        let r = ImageRef::parse(tag)?;
+        let opts = TagImageOptionsBuilder::new()
+            .repo(&r.name())
+            .tag(r.tag.as_deref().unwrap_or("latest"))
+            .build();
+        engine
+            .docker()
+            .tag_image(&id, Some(opts))
+            .await
+            .map_err(|e| Error::engine(format!("tag {id} as {tag}"), e))?;
+    }
+    Ok(BuiltImage {
+        id,
+        tags: req.tags.clone(),
+        builder,
+        context: summary,
+    })
+}
+
+fn with_tail(message: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message}\n{}", lines.join("\n"))
+    }
+}
+
+const TAIL: usize = 20;
+
+fn remember(lines: &mut Vec<String>, line: &str) {
+    for l in line.lines().filter(|l| !l.trim().is_empty()) {
+        if lines.len() == TAIL {
+            lines.remove(0);
+        }
+        lines.push(l.to_owned());
+    }
+}
+
+fn handle_info(
+    info: BuildInfo,
+    image_id: &mut Option<String>,
+    last_lines: &mut Vec<String>,
+    on_event: &mut (dyn FnMut(BuildEvent) + Send),
+) {
+    if let Some(s) = info.stream {
+        remember(last_lines, &s);
+        // The classic builder reports the final id only as text.
+        if let Some(id) = s.trim().strip_prefix("Successfully built ") {
+            image_id.get_or_insert_with(|| id.trim().to_owned());
+        }
+        let line = s.trim_end().to_owned();
+        if !line.is_empty() {
+            on_event(BuildEvent::Line(line));
+        }
+    }
+    match info.aux {
+        Some(BuildInfoAux::Default(img)) => {
+            if let Some(id) = img.id {
+                *image_id = Some(id);
+            }
+        }
+        Some(BuildInfoAux::BuildKit(status)) => {
+            for v in status.vertexes {
+                on_event(BuildEvent::Vertex {
+                    digest: v.digest,
+                    name: v.name,
+                    cached: v.cached,
+                    completed: v.completed.is_some(),
+                    error: (!v.error.is_empty()).then_some(v.error),
+                });
+            }
+            for s in status.statuses {
+                on_event(BuildEvent::Progress {
+                    vertex: s.vertex,
+                    id: s.id,
+                    current: s.current,
+                    total: s.total,
+                });
+            }
+            for l in status.logs {
+                let text = String::from_utf8_lossy(&l.msg).into_owned();
+                remember(last_lines, &text);
+                on_event(BuildEvent::Log {
+                    vertex: l.vertex,
+                    text,
+                });
+            }
+        }
+        None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_buildkit;
+
+    #[test]
+    fn detects_buildkit_only_features() {
+        assert_eq!(needs_buildkit("FROM scratch\nCOPY a b\n"), None);
+        assert_eq!(
+            needs_buildkit("FROM node\nRUN --mount=type=cache,target=/c yarn\n"),
+            Some((2, "RUN --mount"))
+        );
+        assert_eq!(
+            needs_buildkit("FROM x\ncopy --link a b\n"),
+            Some((2, "COPY --link"))
+        );
+        assert_eq!(needs_buildkit("FROM x\nCOPY --chown=1:1 a b\n"), None);
+        assert_eq!(
+            needs_buildkit("FROM x\nRUN <<EOF\necho\nEOF\n"),
+            Some((2, "a heredoc"))
+        );
+        // A flag-looking word after the command is not a flag.
+        assert_eq!(needs_buildkit("FROM x\nRUN echo --mount=x\n"), None);
+    }
+}
