@@ -1,1 +1,21 @@
-//! TODO
+//! The merge engine: from three file trees to a plan and a list of changes. No I/O.
+//!
+//! - base: the template at the app's release, rendered;
+//! - theirs: the template at the target release, rendered;
+//! - ours: the app, but only the paths that changed upstream (see [`paths_to_read`]).
+//!
+//! [`merge_trees`] decides one [`Action`] per path (recorded as a [`FilePlan`]) and returns the
+//! [`Change`]s that make the app's tree. Text is merged on `similar`'s three-way merge regions
+//! ([`merge_text`]); binary files, symlinks, lockfiles and modes follow their own rules.
+//!
+//! [`Change`]: uplift_tree::Change
+
+mod plan;
+mod rename;
+mod text;
+mod trees;
+
+pub use plan::{Action, FilePlan, Summary};
+pub use rename::{Rename, detect_renames};
+pub use text::{ConflictStyle, Labels, TextMerge, TextOptions, merge_text};
+pub use trees::{MergeOptions, MergeOutcome, merge_trees, paths_to_read};

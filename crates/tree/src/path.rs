@@ -133,6 +133,12 @@ impl fmt::Debug for RelPath {
     }
 }
 
+impl serde::Serialize for RelPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl TryFrom<&str> for RelPath {
     type Error = Error;
     fn try_from(value: &str) -> Result<Self, Error> {

@@ -1,0 +1,186 @@
+//! Property tests: the laws every three-way merge must obey.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use uplift_merge::{MergeOptions, TextOptions, merge_text, merge_trees, paths_to_read};
+use uplift_tree::{Change, FileEntry, RelPath, Tree};
+
+fn options(settle: bool) -> TextOptions {
+    TextOptions {
+        no_adjacent_insertions: !settle,
+        ..TextOptions::default()
+    }
+}
+
+/// Small texts over a small alphabet, so that sides often touch the same lines.
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec!["a", "b", "c", "d", "{", "}", ""]),
+        0..12,
+    )
+    .prop_map(|lines| lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+/// One side's edit of `base` lines, with lines it adds named uniquely after the side.
+#[derive(Debug, Clone)]
+enum Edit {
+    Keep,
+    Delete,
+    Replace,
+    InsertBefore,
+}
+
+fn edits(len: usize) -> impl Strategy<Value = (Vec<Edit>, bool)> {
+    (
+        prop::collection::vec(
+            prop_oneof![
+                6 => Just(Edit::Keep),
+                1 => Just(Edit::Delete),
+                1 => Just(Edit::Replace),
+                1 => Just(Edit::InsertBefore),
+            ],
+            len,
+        ),
+        any::<bool>(),
+    )
+}
+
+fn apply(base: &[String], edits: &[Edit], append: bool, side: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (index, (line, edit)) in base.iter().zip(edits).enumerate() {
+        match edit {
+            Edit::Keep => out.push(line.clone()),
+            Edit::Delete => {}
+            Edit::Replace => out.push(format!("{side}{index}\n")),
+            Edit::InsertBefore => {
+                out.push(format!("{side}-ins{index}\n"));
+                out.push(line.clone());
+            }
+        }
+    }
+    if append {
+        out.push(format!("{side}-end\n"));
+    }
+    out
+}
+
+fn unique_base() -> impl Strategy<Value = Vec<String>> {
+    (0usize..14).prop_map(|n| (0..n).map(|i| format!("base{i}\n")).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn unchanged_ours_takes_theirs(base in text(), theirs in text(), settle in any::<bool>()) {
+        let merged = merge_text(&base, &base, &theirs, &options(settle));
+        prop_assert_eq!(merged.conflicts, 0);
+        prop_assert_eq!(merged.content, theirs);
+    }
+
+    #[test]
+    fn unchanged_theirs_keeps_ours(base in text(), ours in text(), settle in any::<bool>()) {
+        let merged = merge_text(&base, &ours, &base, &options(settle));
+        prop_assert_eq!(merged.conflicts, 0);
+        prop_assert_eq!(merged.content, ours);
+    }
+
+    #[test]
+    fn identical_changes_merge_to_themselves(base in text(), both in text(), settle in any::<bool>()) {
+        let merged = merge_text(&base, &both, &both, &options(settle));
+        prop_assert_eq!(merged.conflicts, 0);
+        prop_assert_eq!(merged.content, both);
+    }
+
+    /// With uniquely named lines, "a change made only by one side" is observable line by line:
+    /// when no conflict is reported, every line either side added is in the result, every base
+    /// line either side deleted is gone, and every base line both kept is there.
+    #[test]
+    fn a_clean_merge_keeps_every_one_sided_change(
+        (base, ours_edits, theirs_edits) in unique_base().prop_flat_map(|base| {
+            let len = base.len();
+            (Just(base), edits(len), edits(len))
+        }),
+        settle in any::<bool>(),
+    ) {
+        let ours = apply(&base, &ours_edits.0, ours_edits.1, "ours");
+        let theirs = apply(&base, &theirs_edits.0, theirs_edits.1, "theirs");
+        let merged = merge_text(&base.concat(), &ours.concat(), &theirs.concat(), &options(settle));
+        if merged.conflicts == 0 {
+            let result: Vec<&str> = merged.content.split_inclusive('\n').collect();
+            let result_set: BTreeSet<&str> = result.iter().copied().collect();
+            prop_assert_eq!(result.len(), result_set.len(), "no line duplicated: {}", merged.content);
+            let base_set: BTreeSet<&str> = base.iter().map(String::as_str).collect();
+            let ours_set: BTreeSet<&str> = ours.iter().map(String::as_str).collect();
+            let theirs_set: BTreeSet<&str> = theirs.iter().map(String::as_str).collect();
+            for line in ours_set.iter().chain(&theirs_set) {
+                if !base_set.contains(line) {
+                    prop_assert!(result_set.contains(line), "added line {line:?} lost: {}", merged.content);
+                }
+            }
+            for line in &base_set {
+                let kept_by_both = ours_set.contains(line) && theirs_set.contains(line);
+                prop_assert_eq!(result_set.contains(line), kept_by_both, "base line {:?}: {}", line, merged.content);
+            }
+            // Order of each side's lines is kept.
+            for side in [&ours, &theirs] {
+                let positions: Vec<usize> = side
+                    .iter()
+                    .filter_map(|line| result.iter().position(|r| r == line))
+                    .collect();
+                prop_assert!(positions.windows(2).all(|w| w[0] < w[1]), "order broken: {}", merged.content);
+            }
+        } else {
+            prop_assert!(merged.content.contains("<<<<<<< "));
+        }
+    }
+
+    /// The same laws at the level of trees.
+    #[test]
+    fn tree_merge_laws(
+        files in prop::collection::btree_map("[a-c]{1,2}", (text(), text(), text()), 0..6),
+    ) {
+        let tree = |pick: fn(&(String, String, String)) -> &String| -> Tree {
+            files
+                .iter()
+                .map(|(p, v)| (RelPath::new(p.clone()).unwrap(), FileEntry::regular(pick(v).as_bytes())))
+                .collect()
+        };
+        let base = tree(|v| &v.0);
+        let ours = tree(|v| &v.1);
+        let theirs = tree(|v| &v.2);
+        let options = MergeOptions { rename_threshold: 2.0, ..MergeOptions::default() };
+        // merge(b, b, t) = t
+        let outcome = merge_trees(&base, &theirs, &base, &options);
+        prop_assert_eq!(apply_changes(&base, &outcome.changes), theirs.clone());
+        // merge(b, o, b) = o: nothing to do
+        prop_assert!(merge_trees(&base, &base, &ours, &options).changes.is_empty());
+        // merge(b, x, x) = x
+        let outcome = merge_trees(&base, &ours, &ours, &options);
+        prop_assert_eq!(apply_changes(&ours, &outcome.changes), ours.clone());
+        // Only paths upstream changed are planned.
+        let planned: BTreeSet<_> = merge_trees(&base, &theirs, &ours, &options)
+            .files
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        prop_assert_eq!(planned, paths_to_read(&base, &theirs));
+    }
+}
+
+fn apply_changes(tree: &Tree, changes: &[Change]) -> Tree {
+    let mut tree = tree.clone();
+    for change in changes {
+        match change {
+            Change::Write { path, entry } => {
+                tree.insert(path.clone(), entry.clone());
+            }
+            Change::Delete { path } => {
+                tree.remove(path);
+            }
+        }
+    }
+    tree
+}
