@@ -15,3 +15,43 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# --- Registries for the image tests (uplift-docker): Debian's docker-registry on loopback. ---
+# 127.0.0.1:5000 is open; 127.0.0.1:5001 requires htpasswd auth (user `uplift`, password
+# `uplift-secret`, test-only). Config and storage live under $UPLIFT_SERVICES_DIR. A registry
+# already listening is left alone.
+svc_dir="${UPLIFT_SERVICES_DIR:-/tmp/uplift-services}"
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+start_registry() { # port, extra config
+  local port=$1 extra=${2:-}
+  if listening "$port"; then return 0; fi
+  local dir="$svc_dir/registry-$port"
+  mkdir -p "$dir/data"
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+$extra
+YAML
+  nohup docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  for _ in $(seq 1 50); do
+    listening "$port" && return 0
+    sleep 0.2
+  done
+  echo "registry on 127.0.0.1:$port did not start; see $dir/registry.log" >&2
+  return 1
+}
+mkdir -p "$svc_dir"
+[ -s "$svc_dir/htpasswd" ] || htpasswd -Bbn uplift uplift-secret >"$svc_dir/htpasswd"
+start_registry 5000
+start_registry 5001 "auth:
+  htpasswd:
+    realm: uplift-test
+    path: $svc_dir/htpasswd"
