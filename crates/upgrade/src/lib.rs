@@ -1,1 +1,23 @@
-//! TODO
+//! The upgrade use case behind `uplift plan`, `uplift apply` and the pipeline's `upgrade` stage.
+//!
+//! - [`Upstream`]: a release source with its template lineage, values and versions map; renders
+//!   any release into a [`Tree`](uplift_tree::Tree).
+//! - [`Marker`]: where the app records its release (default `backstage.json`, field `version`).
+//! - [`prepare`]: renders base and target, reads only the app paths upstream touched, merges, and
+//!   returns a [`Prepared`] upgrade: the [`Plan`] plus the changes that carry it out.
+//! - [`apply`]: writes a prepared upgrade all or nothing, optionally on a new git branch with
+//!   one commit.
+//! - [`report`]: the plan as text, JSON (schema 1), markdown and a patch.
+
+mod apply;
+mod error;
+mod marker;
+mod plan;
+pub mod report;
+mod upstream;
+
+pub use apply::{ApplyOptions, ApplyOutcome, apply, is_dirty};
+pub use error::Error;
+pub use marker::Marker;
+pub use plan::{PLAN_SCHEMA, Plan, Prepared, UpgradeRequest, prepare};
+pub use upstream::{Upstream, UpstreamConfig};
