@@ -90,10 +90,10 @@ pub fn ancestors(stages: &IndexMap<String, Stage>, id: &str) -> HashSet<String> 
         .map(|s| s.needs.iter().map(String::as_str).collect())
         .unwrap_or_default();
     while let Some(next) = todo.pop() {
-        if seen.insert(next.to_owned()) {
-            if let Some(stage) = stages.get(next) {
-                todo.extend(stage.needs.iter().map(String::as_str));
-            }
+        if seen.insert(next.to_owned())
+            && let Some(stage) = stages.get(next)
+        {
+            todo.extend(stage.needs.iter().map(String::as_str));
         }
     }
     seen

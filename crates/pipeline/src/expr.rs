@@ -568,7 +568,10 @@ mod tests {
         );
         assert_eq!(eval("'it''s'"), Value::String("it's".into()));
         assert_eq!(eval("null == env.Y"), Value::Bool(true));
-        assert!(matches!(Expr::parse_condition("truex").unwrap(), Expr::Path { .. }));
+        assert!(matches!(
+            Expr::parse_condition("truex").unwrap(),
+            Expr::Path { .. }
+        ));
     }
 
     #[test]

@@ -36,10 +36,10 @@ pub fn parse(file: &str, text: &str, catalog: &Catalog) -> Result<Pipeline, Diag
         catalog,
     };
     let pipeline = checker.run(file);
-    if checker.problems.is_empty() {
-        if let Some(pipeline) = pipeline {
-            return Ok(pipeline);
-        }
+    if checker.problems.is_empty()
+        && let Some(pipeline) = pipeline
+    {
+        return Ok(pipeline);
     }
     let mut problems = checker.problems;
     problems.sort_by_key(|p| (p.line, p.column));
@@ -385,15 +385,15 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if let Some(MarkerSpec { file, field }) = &up.marker {
-            if file.trim().is_empty() || field.trim().is_empty() {
-                let pos = self.at_value(&path.key("marker"));
-                self.problem(Problem::at(
-                    pos,
-                    "marker needs a `file` and a `field`",
-                    "here",
-                ));
-            }
+        if let Some(MarkerSpec { file, field }) = &up.marker
+            && (file.trim().is_empty() || field.trim().is_empty())
+        {
+            let pos = self.at_value(&path.key("marker"));
+            self.problem(Problem::at(
+                pos,
+                "marker needs a `file` and a `field`",
+                "here",
+            ));
         }
     }
 
@@ -700,7 +700,7 @@ impl<'a> Checker<'a> {
             };
             let base = YamlPath::root().key(section.key()).key(stage.id.as_str());
             let ancestors = pipeline.ancestors(&stage.id);
-            let mut sites: Vec<(YamlPath, String, Vec<(Vec<String>, usize)>)> = Vec::new();
+            let mut sites: Vec<Site> = Vec::new();
             if let Some((text, expr)) = &stage.condition {
                 sites.push((base.key("if"), text.clone(), owned_paths(expr)));
             }
@@ -819,6 +819,9 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// A string holding expressions: where it is, its text, and its paths with their offsets.
+type Site = (YamlPath, String, Vec<(Vec<String>, usize)>);
+
 fn owned_paths(expr: &Expr) -> Vec<(Vec<String>, usize)> {
     expr.paths()
         .into_iter()
@@ -830,11 +833,7 @@ fn template_paths(t: &Template) -> Vec<(Vec<String>, usize)> {
     t.exprs().flat_map(owned_paths).collect()
 }
 
-fn collect_with_sites(
-    value: &Yaml,
-    path: &YamlPath,
-    out: &mut Vec<(YamlPath, String, Vec<(Vec<String>, usize)>)>,
-) {
+fn collect_with_sites(value: &Yaml, path: &YamlPath, out: &mut Vec<Site>) {
     match value {
         Yaml::String(s) => {
             if let Ok(t) = Template::parse(s) {
@@ -884,20 +883,19 @@ fn locate_in_value(
         .unwrap_or(value.len());
     let fragment = value.get(line_start..line_end).unwrap_or("");
     let within = offset - line_start;
-    if !fragment.is_empty() {
-        if let Some(found) = text
+    if !fragment.is_empty()
+        && let Some(found) = text
             .get(node.value.offset..)
             .and_then(|rest| rest.find(fragment))
-        {
-            let abs = node.value.offset + found + within;
-            let rest = text.get(abs..).unwrap_or("");
-            let len = rest
-                .find('\n')
-                .unwrap_or(rest.len())
-                .min(fragment.len().saturating_sub(within))
-                .max(1);
-            return lines.pos(text, abs, len);
-        }
+    {
+        let abs = node.value.offset + found + within;
+        let rest = text.get(abs..).unwrap_or("");
+        let len = rest
+            .find('\n')
+            .unwrap_or(rest.len())
+            .min(fragment.len().saturating_sub(within))
+            .max(1);
+        return lines.pos(text, abs, len);
     }
     node.value
 }

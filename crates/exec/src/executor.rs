@@ -1,0 +1,806 @@
+//! The DAG executor: runs a checked pipeline's stages on tokio.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uplift_pipeline::{Pipeline, Stage as StageDef};
+
+use crate::events::{Event, RunResult, StageResult, StageSummary};
+use crate::lock::{LockError, RunLock};
+use crate::mask::Masker;
+use crate::process::Spawner;
+use crate::scope::{EvalScope, PipelineInfo, Status, render_env, resolve_yaml};
+use crate::stage::{OutputSink, Outputs, Registry, ResolvedStage, RunContext, Stage};
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The pipeline's folder: stages run there, relative paths start there.
+    pub work_dir: PathBuf,
+    /// The state folder (`.uplift`): lock and run folders.
+    pub state_dir: PathBuf,
+    /// Most stages running at once.
+    pub jobs: usize,
+    /// Run only these stages (their needs are taken as done).
+    pub only: Vec<String>,
+    /// Run this stage and every stage that depends on it.
+    pub from: Option<String>,
+    /// Time between SIGTERM and SIGKILL when a stage is stopped.
+    pub grace: Duration,
+    /// The environment stages start from (the caller removes what must not leak).
+    pub base_env: BTreeMap<String, String>,
+    /// Secret values by name (`secrets.NAME`); every value is masked everywhere.
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl RunOptions {
+    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
+        let work_dir = work_dir.into();
+        Self {
+            state_dir: work_dir.join(".uplift"),
+            work_dir,
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            only: Vec::new(),
+            from: None,
+            grace: Duration::from_secs(10),
+            base_env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    pub fn masker(&self) -> Masker {
+        Masker::new(self.secrets.values())
+    }
+}
+
+/// Cancellation of a run: the first signal cancels `graceful` (no new stage starts, running
+/// ones get SIGTERM then SIGKILL after the grace period, `finally` still runs); the second
+/// cancels `force` too (SIGKILL now, `finally` stages not yet started are skipped).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    pub graceful: CancellationToken,
+    pub force: CancellationToken,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: String,
+    pub dir: PathBuf,
+    pub result: RunResult,
+    pub stages: Vec<StageSummary>,
+    pub duration: Duration,
+}
+
+/// The failures that prevent a run (a failing stage is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no stage `{0}` in the pipeline")]
+    UnknownStage(String),
+    #[error("stage type `{0}` is not available in this build")]
+    UnknownType(String),
+}
+
+fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> ExecError + 'p {
+    move |source| ExecError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A run id: UTC time and pid, sortable (`20261128T180000Z-1234`).
+pub fn new_run_id() -> String {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
+    format!("{compact}-{}", std::process::id())
+}
+
+/// Which main stages run (the rest count as done), from `--only` and `--from`.
+pub fn selection(
+    pipeline: &Pipeline,
+    only: &[String],
+    from: Option<&str>,
+) -> Result<Option<HashSet<String>>, ExecError> {
+    for id in only.iter().map(String::as_str).chain(from) {
+        if !pipeline.stages.contains_key(id) {
+            return Err(ExecError::UnknownStage(id.to_owned()));
+        }
+    }
+    if only.is_empty() && from.is_none() {
+        return Ok(None);
+    }
+    let mut selected: HashSet<String> = only.iter().cloned().collect();
+    if let Some(from) = from {
+        selected.insert(from.to_owned());
+        for stage in pipeline.stages.values() {
+            if pipeline.ancestors(&stage.id).contains(from) {
+                selected.insert(stage.id.clone());
+            }
+        }
+    }
+    Ok(Some(selected))
+}
+
+#[derive(Debug, Clone)]
+struct Done {
+    result: StageResult,
+    allowed_failure: bool,
+    /// Skipped because not selected: counts as success for its dependents.
+    not_selected: bool,
+}
+
+impl Done {
+    fn ok(&self) -> bool {
+        self.result == StageResult::Success || self.not_selected || self.allowed_failure
+    }
+    fn failed(&self) -> bool {
+        self.result == StageResult::Failure && !self.allowed_failure
+    }
+}
+
+struct Outcome {
+    id: String,
+    result: StageResult,
+    attempts: u32,
+    duration: Duration,
+    outputs: Outputs,
+    reason: Option<String>,
+}
+
+struct Executor<'a> {
+    pipeline: &'a Pipeline,
+    registry: &'a Registry,
+    options: &'a RunOptions,
+    masker: Masker,
+    events: UnboundedSender<Event>,
+    info: PipelineInfo,
+    run_dir: PathBuf,
+    pipeline_env: BTreeMap<String, String>,
+    done: HashMap<String, Done>,
+    results: HashMap<String, StageResult>,
+    outputs: HashMap<String, Outputs>,
+    summaries: HashMap<String, StageSummary>,
+    cancelled: bool,
+}
+
+/// Runs a checked pipeline. Events (masked) go to `events` as they happen; they are also
+/// written to the run folder's `events.jsonl`.
+pub async fn run_pipeline(
+    pipeline: &Pipeline,
+    registry: &Registry,
+    options: &RunOptions,
+    cancel: Cancel,
+    events: UnboundedSender<Event>,
+) -> Result<RunReport, ExecError> {
+    let started = Instant::now();
+    for stage in pipeline.stages.values().chain(pipeline.finally.values()) {
+        if registry.get(&stage.uses).is_none() {
+            return Err(ExecError::UnknownType(stage.uses.clone()));
+        }
+    }
+    let selected = selection(pipeline, &options.only, options.from.as_deref())?;
+    let _lock = RunLock::acquire(&options.state_dir, &pipeline.name)?;
+    let run_id = new_run_id();
+    let run_dir = options.state_dir.join("runs").join(&run_id);
+    std::fs::create_dir_all(&run_dir).map_err(io_err("create run folder", &run_dir))?;
+
+    // Every event goes to events.jsonl and to the caller.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let events_path = run_dir.join("events.jsonl");
+    let mut events_file =
+        std::fs::File::create(&events_path).map_err(io_err("create", &events_path))?;
+    let forward = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let Ok(line) = serde_json::to_string(&event) {
+                let _ = writeln!(events_file, "{line}");
+            }
+            let _ = events.send(event);
+        }
+    });
+
+    let masker = options.masker();
+    let info = PipelineInfo {
+        name: pipeline.name.clone(),
+        run_id: run_id.clone(),
+        file: pipeline.file.clone(),
+        dir: options.work_dir.display().to_string(),
+    };
+    let _ = tx.send(Event::RunStarted {
+        run_id: run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        dir: run_dir.display().to_string(),
+        stages: pipeline.stages.len() + pipeline.finally.len(),
+    });
+    let mut exec = Executor {
+        pipeline,
+        registry,
+        options,
+        masker,
+        events: tx.clone(),
+        info,
+        run_dir: run_dir.clone(),
+        pipeline_env: BTreeMap::new(),
+        done: HashMap::new(),
+        results: HashMap::new(),
+        outputs: HashMap::new(),
+        summaries: HashMap::new(),
+        cancelled: false,
+    };
+    let env_result = {
+        let empty_outputs = HashMap::new();
+        let empty_results = HashMap::new();
+        let scope = EvalScope {
+            env: &options.base_env,
+            secrets: &options.secrets,
+            outputs: &empty_outputs,
+            results: &empty_results,
+            pipeline: &exec.info,
+            status: Status {
+                success: true,
+                failure: false,
+                cancelled: false,
+            },
+            plan: false,
+        };
+        render_env(&pipeline.env, &scope)
+    };
+    let env_error = match env_result {
+        Ok(env) => {
+            exec.pipeline_env = env;
+            None
+        }
+        Err(error) => Some(error.message),
+    };
+
+    // Main stages: cancelled by the first signal.
+    let main_token = cancel.graceful.child_token();
+    if let Some(message) = &env_error {
+        for stage in pipeline.stages.values() {
+            exec.finish_without_running(
+                stage,
+                StageResult::Failure,
+                format!("pipeline env: {message}"),
+                false,
+            );
+        }
+    } else {
+        exec.phase(&pipeline.stages, selected.as_ref(), &main_token, &cancel)
+            .await;
+    }
+    exec.cancelled |= cancel.graceful.is_cancelled();
+
+    // `finally` stages: run whatever happened, stopped only by a forced cancel.
+    let finally_token = CancellationToken::new();
+    let watcher = {
+        let force = cancel.force.clone();
+        let token = finally_token.clone();
+        tokio::spawn(async move {
+            force.cancelled().await;
+            token.cancel();
+        })
+    };
+    exec.phase(&pipeline.finally, None, &finally_token, &cancel)
+        .await;
+    watcher.abort();
+
+    let stages: Vec<StageSummary> = pipeline
+        .stages
+        .keys()
+        .chain(pipeline.finally.keys())
+        .filter_map(|id| exec.summaries.get(id).cloned())
+        .collect();
+    let result = if exec.cancelled {
+        RunResult::Cancelled
+    } else if exec.done.values().any(Done::failed) {
+        RunResult::Failure
+    } else {
+        RunResult::Success
+    };
+    let duration = started.elapsed();
+    let summary_path = run_dir.join("summary.json");
+    let summary = serde_json::json!({ "run_id": run_id, "pipeline": pipeline.name, "result": result, "duration_ms": duration.as_millis() as u64, "stages": stages });
+    let _ = std::fs::write(
+        &summary_path,
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    );
+    let _ = tx.send(Event::RunFinished {
+        run_id: run_id.clone(),
+        result,
+        duration_ms: duration.as_millis() as u64,
+        stages: stages.clone(),
+    });
+    drop(tx);
+    drop(exec);
+    let _ = forward.await;
+    Ok(RunReport {
+        run_id,
+        dir: run_dir,
+        result,
+        stages,
+        duration,
+    })
+}
+
+impl Executor<'_> {
+    fn record(&mut self, stage: &StageDef, outcome: Outcome, not_selected: bool) {
+        let allowed_failure = outcome.result == StageResult::Failure && stage.continue_on_error;
+        let summary = StageSummary {
+            stage: outcome.id.clone(),
+            uses: stage.uses.clone(),
+            finally: stage.finally,
+            result: outcome.result,
+            allowed_failure,
+            attempts: outcome.attempts,
+            duration_ms: outcome.duration.as_millis() as u64,
+            reason: outcome.reason.map(|r| self.masker.mask(&r).into_owned()),
+            outputs: outcome
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), self.masker.mask(v).into_owned()))
+                .collect(),
+        };
+        let _ = self.events.send(Event::StageFinished(summary.clone()));
+        self.summaries.insert(outcome.id.clone(), summary);
+        self.results.insert(outcome.id.clone(), outcome.result);
+        self.outputs.insert(outcome.id.clone(), outcome.outputs);
+        self.done.insert(
+            outcome.id,
+            Done {
+                result: outcome.result,
+                allowed_failure,
+                not_selected,
+            },
+        );
+    }
+
+    fn finish_without_running(
+        &mut self,
+        stage: &StageDef,
+        result: StageResult,
+        reason: String,
+        not_selected: bool,
+    ) {
+        let outcome = Outcome {
+            id: stage.id.clone(),
+            result,
+            attempts: 0,
+            duration: Duration::ZERO,
+            outputs: Outputs::new(),
+            reason: Some(reason),
+        };
+        self.record(stage, outcome, not_selected);
+    }
+
+    fn status_for(&self, stage: &StageDef) -> Status {
+        let ancestors = self.pipeline.ancestors(&stage.id);
+        let mut success = ancestors
+            .iter()
+            .all(|a| self.done.get(a).is_some_and(Done::ok));
+        let mut failure = ancestors
+            .iter()
+            .any(|a| self.done.get(a).is_some_and(Done::failed));
+        if stage.finally {
+            let main_failed = self
+                .pipeline
+                .stages
+                .keys()
+                .any(|id| self.done.get(id).is_some_and(Done::failed));
+            success = success && !main_failed && !self.cancelled;
+            failure = failure || main_failed;
+        }
+        Status {
+            success,
+            failure,
+            cancelled: self.cancelled,
+        }
+    }
+
+    fn scope<'s>(&'s self, env: &'s BTreeMap<String, String>, status: Status) -> EvalScope<'s> {
+        EvalScope {
+            env,
+            secrets: &self.options.secrets,
+            outputs: &self.outputs,
+            results: &self.results,
+            pipeline: &self.info,
+            status,
+            plan: false,
+        }
+    }
+
+    /// Whether the stage's `if` holds (default `success()`, `always()` in `finally`).
+    fn condition(&self, stage: &StageDef, env: &BTreeMap<String, String>) -> Result<bool, String> {
+        let status = self.status_for(stage);
+        let scope = self.scope(env, status);
+        match &stage.condition {
+            None => Ok(stage.finally || status.success),
+            Some((_, expr)) => {
+                let value = expr.eval(&scope).map_err(|e| e.message)?.truthy();
+                Ok(if expr.has_status_fn() || stage.finally {
+                    value
+                } else {
+                    status.success && value
+                })
+            }
+        }
+    }
+
+    fn resolve(&self, stage: &StageDef) -> Result<ResolvedStage, String> {
+        let mut env = self.options.base_env.clone();
+        env.extend(self.pipeline_env.clone());
+        let status = self.status_for(stage);
+        let stage_env = render_env(&stage.env, &self.scope(&env, status)).map_err(|e| e.message)?;
+        let mut declared = self.pipeline_env.clone();
+        declared.extend(stage_env.clone());
+        env.extend(stage_env);
+        let with = resolve_yaml(&stage.with, &self.scope(&env, status))
+            .map_err(|e| format!("with: {}", e.message))?;
+        Ok(ResolvedStage {
+            id: stage.id.clone(),
+            uses: stage.uses.clone(),
+            with,
+            env,
+            declared_env: declared,
+            description: stage.description.clone(),
+        })
+    }
+
+    async fn phase(
+        &mut self,
+        stages: &indexmap::IndexMap<String, StageDef>,
+        selected: Option<&HashSet<String>>,
+        token: &CancellationToken,
+        cancel: &Cancel,
+    ) {
+        let mut pending: Vec<&StageDef> = stages.values().collect();
+        let mut running: JoinSet<Outcome> = JoinSet::new();
+        let jobs = self.options.jobs.max(1);
+        loop {
+            if token.is_cancelled() {
+                let reason = if stages.values().any(|s| s.finally) {
+                    "forced stop"
+                } else {
+                    "run cancelled"
+                };
+                for stage in std::mem::take(&mut pending) {
+                    self.finish_without_running(
+                        stage,
+                        StageResult::Cancelled,
+                        reason.to_owned(),
+                        false,
+                    );
+                }
+            }
+            // Start every ready stage, in file order, up to `jobs`.
+            let mut index = 0;
+            while index < pending.len() {
+                let stage = pending[index];
+                let ready = stage
+                    .needs
+                    .iter()
+                    .all(|n| self.done.contains_key(n) || !stages.contains_key(n));
+                if !ready {
+                    index += 1;
+                    continue;
+                }
+                if selected.is_some_and(|s| !s.contains(&stage.id)) {
+                    pending.remove(index);
+                    self.finish_without_running(
+                        stage,
+                        StageResult::Skipped,
+                        String::from("not selected"),
+                        true,
+                    );
+                    continue;
+                }
+                let mut env = self.options.base_env.clone();
+                env.extend(self.pipeline_env.clone());
+                match self.condition(stage, &env) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        pending.remove(index);
+                        let reason = match &stage.condition {
+                            Some((text, _)) => format!("condition `{text}` is false"),
+                            None => String::from("a needed stage did not succeed"),
+                        };
+                        self.finish_without_running(stage, StageResult::Skipped, reason, false);
+                        continue;
+                    }
+                    Err(message) => {
+                        pending.remove(index);
+                        self.finish_without_running(
+                            stage,
+                            StageResult::Failure,
+                            format!("if: {message}"),
+                            false,
+                        );
+                        continue;
+                    }
+                }
+                if running.len() >= jobs {
+                    index += 1;
+                    continue;
+                }
+                pending.remove(index);
+                match self.resolve(stage) {
+                    Err(message) => {
+                        self.finish_without_running(stage, StageResult::Failure, message, false)
+                    }
+                    Ok(resolved) => match self.registry.get(&stage.uses) {
+                        None => self.finish_without_running(
+                            stage,
+                            StageResult::Failure,
+                            format!("unknown stage type `{}`", stage.uses),
+                            false,
+                        ),
+                        Some(imp) => {
+                            let job = Job {
+                                def: stage.clone(),
+                                resolved,
+                                imp: imp.clone(),
+                                token: token.child_token(),
+                                force: cancel.force.clone(),
+                                grace: self.options.grace,
+                                events: self.events.clone(),
+                                masker: self.masker.clone(),
+                                work_dir: self.options.work_dir.clone(),
+                                stage_dir: self.run_dir.join(&stage.id),
+                                upstream: self.pipeline.upstream.clone(),
+                            };
+                            running.spawn(run_stage(job));
+                        }
+                    },
+                }
+            }
+            if running.is_empty() {
+                if pending.is_empty() {
+                    return;
+                }
+                // Nothing runs and nothing is ready: the rest wait on stages outside the DAG.
+                for stage in std::mem::take(&mut pending) {
+                    self.finish_without_running(
+                        stage,
+                        StageResult::Skipped,
+                        String::from("needs never finished"),
+                        false,
+                    );
+                }
+                return;
+            }
+            tokio::select! {
+                joined = running.join_next() => {
+                    if let Some(joined) = joined {
+                        match joined {
+                            Ok(outcome) => {
+                                if let Some(def) = stages.get(&outcome.id) {
+                                    self.record(def, outcome, false);
+                                }
+                            }
+                            Err(error) => tracing::error!(%error, "stage task failed"),
+                        }
+                    }
+                }
+                () = token.cancelled(), if !self.cancelled && !stages.values().any(|s| s.finally) => {
+                    self.cancelled = true;
+                    let _ = self.events.send(Event::Cancelling { forced: cancel.force.is_cancelled() });
+                }
+            }
+        }
+    }
+}
+
+struct Job {
+    def: StageDef,
+    resolved: ResolvedStage,
+    imp: Arc<dyn Stage>,
+    token: CancellationToken,
+    force: CancellationToken,
+    grace: Duration,
+    events: UnboundedSender<Event>,
+    masker: Masker,
+    work_dir: PathBuf,
+    stage_dir: PathBuf,
+    upstream: Option<uplift_pipeline::Upstream>,
+}
+
+/// Parses `$UPLIFT_OUTPUT`: `KEY=VALUE` lines, and `KEY<<DELIM` ... `DELIM` blocks.
+pub fn parse_output_file(text: &str) -> Outputs {
+    let mut outputs = Outputs::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delim)) = line.split_once("<<")
+            && !key.contains('=')
+            && !key.trim().is_empty()
+        {
+            let mut value = Vec::new();
+            for next in lines.by_ref() {
+                if next == delim {
+                    break;
+                }
+                value.push(next);
+            }
+            outputs.insert(key.trim().to_owned(), value.join("\n"));
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=')
+            && !key.trim().is_empty()
+        {
+            outputs.insert(key.trim().to_owned(), value.to_owned());
+        }
+    }
+    outputs
+}
+
+async fn run_stage(job: Job) -> Outcome {
+    let started = Instant::now();
+    let id = job.def.id.clone();
+    let fail = |reason: String, attempts: u32| Outcome {
+        id: id.clone(),
+        result: StageResult::Failure,
+        attempts,
+        duration: started.elapsed(),
+        outputs: Outputs::new(),
+        reason: Some(reason),
+    };
+    if let Err(error) = std::fs::create_dir_all(&job.stage_dir) {
+        return fail(format!("create {}: {error}", job.stage_dir.display()), 0);
+    }
+    let log_path = job.stage_dir.join("log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .ok();
+    let sink = OutputSink::new(&id, Some(job.events.clone()), log, job.masker.clone());
+    let output_file = job.stage_dir.join("outputs");
+    let max_attempts = job.def.retries.count.saturating_add(1);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let _ = job.events.send(Event::StageStarted {
+            stage: id.clone(),
+            attempt,
+        });
+        if let Err(error) = std::fs::write(&output_file, b"") {
+            return fail(
+                format!("create {}: {error}", output_file.display()),
+                attempt,
+            );
+        }
+        let token = job.token.child_token();
+        let mut resolved = job.resolved.clone();
+        resolved.env.insert(
+            String::from("UPLIFT_OUTPUT"),
+            output_file.display().to_string(),
+        );
+        resolved
+            .env
+            .insert(String::from("UPLIFT_STAGE"), id.clone());
+        resolved.env.insert(
+            String::from("UPLIFT_STAGE_DIR"),
+            job.stage_dir.display().to_string(),
+        );
+        let ctx = RunContext {
+            stage_id: id.clone(),
+            cancel: token.clone(),
+            masker: job.masker.clone(),
+            output: sink.clone(),
+            work_dir: job.work_dir.clone(),
+            stage_dir: job.stage_dir.clone(),
+            output_file: output_file.clone(),
+            upstream: job.upstream.clone(),
+            spawner: Spawner {
+                cancel: token.clone(),
+                force: job.force.clone(),
+                grace: job.grace,
+                sink: sink.clone(),
+            },
+        };
+        let mut timed_out = false;
+        let result = {
+            let mut fut = std::pin::pin!(job.imp.run(ctx, &resolved));
+            match job.def.timeout {
+                None => fut.await,
+                Some(limit) => tokio::select! {
+                    r = &mut fut => r,
+                    () = tokio::time::sleep(limit) => {
+                        timed_out = true;
+                        token.cancel();
+                        fut.await
+                    }
+                },
+            }
+        };
+        match result {
+            Ok(mut outputs) => {
+                let written = std::fs::read_to_string(&output_file).unwrap_or_default();
+                outputs.extend(parse_output_file(&written));
+                return Outcome {
+                    id: id.clone(),
+                    result: StageResult::Success,
+                    attempts: attempt,
+                    duration: started.elapsed(),
+                    outputs,
+                    reason: None,
+                };
+            }
+            Err(error) => {
+                if job.token.is_cancelled() {
+                    return Outcome {
+                        id: id.clone(),
+                        result: StageResult::Cancelled,
+                        attempts: attempt,
+                        duration: started.elapsed(),
+                        outputs: Outputs::new(),
+                        reason: Some(String::from("cancelled")),
+                    };
+                }
+                let reason = if timed_out {
+                    let limit = job.def.timeout.unwrap_or_default();
+                    format!("timed out after {}", humantime::format_duration(limit))
+                } else {
+                    error.to_string()
+                };
+                sink.info(&format!("uplift: attempt {attempt} failed: {reason}"));
+                if attempt >= max_attempts {
+                    return fail(reason, attempt);
+                }
+                let delay = job.def.retries.delay(attempt);
+                let _ = job.events.send(Event::StageRetrying {
+                    stage: id.clone(),
+                    attempt: attempt + 1,
+                    delay_ms: delay.as_millis() as u64,
+                    reason: job.masker.mask(&reason).into_owned(),
+                });
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = job.token.cancelled() => {
+                        return Outcome {
+                            id: id.clone(),
+                            result: StageResult::Cancelled,
+                            attempts: attempt,
+                            duration: started.elapsed(),
+                            outputs: Outputs::new(),
+                            reason: Some(String::from("cancelled")),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn output_file_lines_and_blocks() {
+        let outputs = parse_output_file("a=1\nb=x=y\nnote<<EOF\nline 1\nline 2\nEOF\n=skip\n");
+        assert_eq!(outputs.get("a").map(String::as_str), Some("1"));
+        assert_eq!(outputs.get("b").map(String::as_str), Some("x=y"));
+        assert_eq!(
+            outputs.get("note").map(String::as_str),
+            Some("line 1\nline 2")
+        );
+        assert_eq!(outputs.len(), 3);
+    }
+}

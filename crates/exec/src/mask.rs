@@ -1,0 +1,144 @@
+//! Secret masking: every occurrence of a secret value becomes `***`.
+//!
+//! One [`Masker`] is built per run from the secret values and shared by every output channel
+//! (live output, per-stage logs, events, summaries, plans and JSON).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+/// What a masked secret is shown as.
+pub const MASK: &str = "***";
+
+/// Replaces secret values in text (leftmost-longest, so overlapping secrets mask fully).
+#[derive(Clone, Default)]
+pub struct Masker {
+    matcher: Option<Arc<AhoCorasick>>,
+    count: usize,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Masker({} patterns)", self.count)
+    }
+}
+
+impl Masker {
+    /// A masker for these secret values. Empty values are ignored; a multi-line secret is
+    /// also masked line by line, since output is streamed one line at a time.
+    pub fn new<I, S>(secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut patterns: Vec<String> = Vec::new();
+        for secret in secrets {
+            let secret = secret.as_ref();
+            if secret.is_empty() {
+                continue;
+            }
+            patterns.push(secret.to_owned());
+            if secret.contains('\n') {
+                patterns.extend(
+                    secret
+                        .lines()
+                        .map(str::trim_end)
+                        .filter(|l| !l.trim().is_empty())
+                        .map(str::to_owned),
+                );
+            }
+        }
+        patterns.sort();
+        patterns.dedup();
+        if patterns.is_empty() {
+            return Self::default();
+        }
+        let count = patterns.len();
+        match AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+        {
+            Ok(matcher) => Self {
+                matcher: Some(Arc::new(matcher)),
+                count,
+            },
+            Err(error) => {
+                // Only possible past the automaton's size limits: fail closed by masking
+                // everything rather than printing a secret.
+                tracing::error!(%error, "cannot build the secret masker; all output will be hidden");
+                Self {
+                    matcher: None,
+                    count: usize::MAX,
+                }
+            }
+        }
+    }
+
+    /// Whether there is anything to mask.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match &self.matcher {
+            Some(matcher) if matcher.is_match(text) => {
+                Cow::Owned(matcher.replace_all(text, &vec![MASK; self.count]))
+            }
+            Some(_) => Cow::Borrowed(text),
+            None if self.count == usize::MAX => Cow::Borrowed(MASK),
+            None => Cow::Borrowed(text),
+        }
+    }
+
+    /// Masks every string (and object key) in a JSON value.
+    pub fn mask_json(&self, value: &mut serde_json::Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                if let Cow::Owned(masked) = self.mask(s) {
+                    *s = masked;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
+            serde_json::Value::Object(map) => {
+                let old = std::mem::take(map);
+                for (k, mut v) in old {
+                    self.mask_json(&mut v);
+                    map.insert(self.mask(&k).into_owned(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn masks_every_occurrence_longest_first() {
+        let m = Masker::new(["hunter2", "hunter2-extra", ""]);
+        assert_eq!(m.mask("a hunter2 b hunter2-extra c"), "a *** b *** c");
+        assert_eq!(m.mask("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn multi_line_secret_masked_per_line() {
+        let m = Masker::new(["line-one\nline-two"]);
+        assert_eq!(m.mask("x line-two y"), "x *** y");
+        assert_eq!(m.mask("line-one\nline-two"), "***");
+    }
+
+    #[test]
+    fn json_strings_and_keys() {
+        let m = Masker::new(["s3cret"]);
+        let mut v = serde_json::json!({"k": ["s3cret", 1], "s3cret": "x"});
+        m.mask_json(&mut v);
+        assert_eq!(v, serde_json::json!({"k": ["***", 1], "***": "x"}));
+    }
+}

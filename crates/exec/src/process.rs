@@ -1,0 +1,217 @@
+//! Child processes in their own process group, streamed line by line, killed as a group.
+//!
+//! On cancellation (a signal, a timeout) the group gets SIGTERM, then SIGKILL after the grace
+//! period (at once if the run is forced). When the leader exits, stragglers left in its group
+//! (`sleep 100 &`) are killed too, so nothing outlives its stage.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Stream;
+use crate::stage::OutputSink;
+
+/// Lines of output kept for error messages.
+const TAIL_LINES: usize = 20;
+
+/// A command to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// The complete environment of the child (nothing else is inherited).
+    pub env: BTreeMap<String, String>,
+}
+
+impl ProcessSpec {
+    /// The command line, for messages.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// It was stopped by cancellation or a timeout.
+    pub killed: bool,
+    /// The last lines of its output (masked).
+    pub tail: Vec<String>,
+}
+
+impl ProcessExit {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.killed
+    }
+}
+
+/// The failures of [`Spawner::run`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("start `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("wait for `{command}`")]
+    Wait {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The only way a stage can start a process. Built by the executor for `run`, never for `plan`.
+#[derive(Debug, Clone)]
+pub struct Spawner {
+    pub(crate) cancel: CancellationToken,
+    pub(crate) force: CancellationToken,
+    pub(crate) grace: Duration,
+    pub(crate) sink: OutputSink,
+}
+
+fn signal_group(pid: Pid, signal: Signal) {
+    match killpg(pid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => {
+            tracing::warn!(%error, pid = pid.as_raw(), ?signal, "cannot signal process group")
+        }
+    }
+}
+
+impl Spawner {
+    /// Runs `spec` to its end (or until cancelled), streaming its output to the stage's sink.
+    pub async fn run(&self, spec: &ProcessSpec) -> Result<ProcessExit, ProcessError> {
+        let command = spec.display();
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(&spec.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        tracing::debug!(%command, pid = ?pgid, "started");
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(tokio::spawn(pump(
+                out,
+                Stream::Stdout,
+                self.sink.clone(),
+                tail.clone(),
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(tokio::spawn(pump(
+                err,
+                Stream::Stderr,
+                self.sink.clone(),
+                tail.clone(),
+            )));
+        }
+
+        let mut killed = false;
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = self.cancel.cancelled() => {
+                killed = true;
+                if let Some(pid) = pgid {
+                    signal_group(pid, Signal::SIGTERM);
+                }
+                tokio::select! {
+                    status = child.wait() => status,
+                    () = tokio::time::sleep(self.grace) => {
+                        if let Some(pid) = pgid { signal_group(pid, Signal::SIGKILL); }
+                        child.wait().await
+                    }
+                    () = self.force.cancelled() => {
+                        if let Some(pid) = pgid { signal_group(pid, Signal::SIGKILL); }
+                        child.wait().await
+                    }
+                }
+            }
+        };
+        // Whatever is left in the group goes too.
+        if let Some(pid) = pgid {
+            signal_group(pid, Signal::SIGKILL);
+        }
+        let status = status.map_err(|source| ProcessError::Wait {
+            command: command.clone(),
+            source,
+        })?;
+        for reader in readers {
+            // A process that left the group may hold the pipe: do not wait for it forever.
+            let abort = reader.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), reader)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let tail = tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok(ProcessExit {
+            code: status.code(),
+            signal: status.signal(),
+            killed,
+            tail,
+        })
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    reader: R,
+    stream: Stream,
+    sink: OutputSink,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                let line = text.trim_end_matches(['\n', '\r']);
+                let masked = sink.line(stream, line);
+                if let Ok(mut tail) = tail.lock() {
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(masked);
+                }
+            }
+        }
+    }
+}
