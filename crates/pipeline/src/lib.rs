@@ -19,6 +19,7 @@ mod load;
 pub mod model;
 pub mod schema;
 pub mod span;
+pub mod stages;
 pub mod with;
 
 use std::collections::HashSet;
