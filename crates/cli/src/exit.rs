@@ -42,7 +42,13 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(exit: Exit, message: impl Display) -> Self {
-        Self { exit, message: message.to_string(), hint: None, causes: Vec::new(), rendered: None }
+        Self {
+            exit,
+            message: message.to_string(),
+            hint: None,
+            causes: Vec::new(),
+            rendered: None,
+        }
     }
 
     /// Builds an error from any error type, keeping its `source()` chain for `--verbose`.
@@ -53,7 +59,13 @@ impl CliError {
             causes.push(cause.to_string());
             source = cause.source();
         }
-        Self { exit, message: error.to_string(), hint: None, causes, rendered: None }
+        Self {
+            exit,
+            message: error.to_string(),
+            hint: None,
+            causes,
+            rendered: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Display) -> Self {

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-
 /// Keep a customized app up to date with its upstream release templates, and ship it.
 #[derive(Debug, Parser)]
 #[command(name = "uplift", version, about, propagate_version = true)]
@@ -43,6 +42,8 @@ enum Command {
     Plan(commands::plan::Args),
     /// Merge the upstream change into the app, all or nothing.
     Apply(commands::apply::Args),
+    /// Render the template of one release into a new folder (start an app, or compare with one).
+    Render(commands::render::Args),
     /// Check a pipeline file and report every error at once.
     Validate(commands::validate::Args),
     /// Run a pipeline file.
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => commands::diff::run(args, &cli.global),
         Command::Plan(args) => commands::plan::run(args, &cli.global),
         Command::Apply(args) => commands::apply::run(args, &cli.global),
+        Command::Render(args) => commands::render::run(args, &cli.global),
         Command::Validate(args) => commands::validate::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args),

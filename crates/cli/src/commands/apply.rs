@@ -1,9 +1,57 @@
+//! `uplift apply`: writes the upgrade into the app, all or nothing.
+
+use uplift_upgrade::ApplyOptions;
+
 use crate::GlobalArgs;
-use crate::exit::{CliError, CliResult, Exit};
+use crate::commands::plan::{Format, UpgradeArgs, print};
+use crate::commands::upstream::upgrade_error;
+use crate::exit::{CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    upgrade: UpgradeArgs,
+    /// Create this branch from HEAD and commit the upgrade on it.
+    #[arg(long)]
+    branch: Option<String>,
+    /// Apply even when the app has uncommitted changes.
+    #[arg(long)]
+    allow_dirty: bool,
+    /// Exit 0 even when conflicts remain (their markers are written either way).
+    #[arg(long)]
+    allow_conflicts: bool,
+    /// What to print: the plan as text (default) or JSON (the same document as `plan`).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
 
-pub fn run(_args: Args, _global: &GlobalArgs) -> CliResult {
-    Err(CliError::new(Exit::BadInput, "not implemented yet"))
+pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
+    let prepared = args.upgrade.prepare()?;
+    let options = ApplyOptions {
+        branch: args.branch.clone(),
+        allow_dirty: args.allow_dirty,
+    };
+    let outcome = uplift_upgrade::apply(&prepared, &options).map_err(upgrade_error)?;
+    if !global.quiet || args.format == Format::Json {
+        print(&prepared, args.format);
+    }
+    if !global.quiet {
+        let written = outcome.files_changed;
+        match &outcome.commit {
+            Some(commit) => eprintln!(
+                "applied: {written} change(s) committed as {} on branch {}",
+                &commit[..commit.len().min(12)],
+                args.branch.as_deref().unwrap_or_default()
+            ),
+            None => eprintln!("applied: {written} change(s) written"),
+        }
+    }
+    if prepared.plan.has_conflicts() && !args.allow_conflicts {
+        eprintln!(
+            "{} conflict(s) remain: resolve the markers, or rerun with --allow-conflicts to accept this",
+            prepared.plan.summary.conflicts
+        );
+        return Ok(Exit::Negative);
+    }
+    Ok(Exit::Success)
 }

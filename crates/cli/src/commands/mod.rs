@@ -7,5 +7,7 @@ pub mod completions;
 pub mod diff;
 pub mod plan;
 pub mod releases;
+pub mod render;
 pub mod run;
+pub mod upstream;
 pub mod validate;

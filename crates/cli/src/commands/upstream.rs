@@ -1,0 +1,158 @@
+//! Options shared by the commands that read an upstream (`releases`, `diff`, `plan`, `apply`),
+//! and the mapping of upgrade errors to exit codes and hints.
+
+use std::path::PathBuf;
+
+use uplift_merge::{ConflictStyle, MergeOptions, TextOptions};
+use uplift_template::Lineage;
+use uplift_upgrade::{Error, Marker, Upstream, UpstreamConfig};
+
+use crate::exit::{CliError, Exit};
+
+/// Where the template releases come from and how to render them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpstreamArgs {
+    /// The release source: `git:PATH_OR_URL` (tags are releases) or `dir:PATH` (a folder per release).
+    #[arg(long, short = 'u', env = "UPLIFT_UPSTREAM", value_name = "SOURCE")]
+    pub upstream: Option<String>,
+    /// The template folder inside a release; repeat as VERSION=SUBDIR to switch from that release on.
+    #[arg(long = "template", value_name = "SUBDIR|VERSION=SUBDIR")]
+    pub template: Vec<String>,
+    /// How tags name releases, e.g. `release-{version}` (default: `v1.2.3` and `1.2.3`).
+    #[arg(long, value_name = "PATTERN")]
+    pub tag_pattern: Option<String>,
+    /// Include pre-releases.
+    #[arg(long)]
+    pub pre: bool,
+    /// A value for the templates, e.g. `--set name=my-portal`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// The versions map read by the `version` helper, relative to the release root.
+    #[arg(long, default_value = "versions.json", value_name = "PATH")]
+    pub versions_file: String,
+}
+
+/// Where the app records its release.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MarkerArgs {
+    /// The JSON file recording the app's release.
+    #[arg(long = "marker", default_value = "backstage.json", value_name = "FILE")]
+    pub marker_file: String,
+    /// The field of the marker file holding the release.
+    #[arg(long, default_value = "version", value_name = "FIELD")]
+    pub marker_field: String,
+}
+
+impl MarkerArgs {
+    pub fn marker(&self) -> Marker {
+        Marker {
+            file: self.marker_file.clone(),
+            field: self.marker_field.clone(),
+        }
+    }
+}
+
+/// How files are merged.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// Conflict markers: `merge` (ours, theirs) or `diff3` (with the common ancestor).
+    #[arg(long, value_enum, default_value_t = StyleArg::Merge)]
+    pub conflict_style: StyleArg,
+    /// Report lines inserted next to lines the other side changed as conflicts, like git does.
+    #[arg(long)]
+    pub no_insertion_placement: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StyleArg {
+    Merge,
+    Diff3,
+}
+
+impl MergeArgs {
+    pub fn options(&self) -> MergeOptions {
+        let style = match self.conflict_style {
+            StyleArg::Merge => ConflictStyle::Merge,
+            StyleArg::Diff3 => ConflictStyle::Diff3,
+        };
+        MergeOptions {
+            text: TextOptions {
+                style,
+                no_adjacent_insertions: self.no_insertion_placement,
+                ..TextOptions::default()
+            },
+            ..MergeOptions::default()
+        }
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+impl UpstreamArgs {
+    pub fn config(&self) -> Result<UpstreamConfig, CliError> {
+        let source = self.upstream.clone().ok_or_else(|| {
+            CliError::new(Exit::BadInput, "no upstream given")
+                .with_hint("pass --upstream git:PATH_OR_URL or --upstream dir:PATH")
+        })?;
+        let mut config = UpstreamConfig::new(source);
+        config.lineage = Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
+        config.tag_pattern = self.tag_pattern.clone();
+        config.include_pre = self.pre;
+        config.versions_file = self.versions_file.clone();
+        config.values = self
+            .set
+            .iter()
+            .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+            .collect();
+        Ok(config)
+    }
+
+    pub fn open(&self) -> Result<Upstream, CliError> {
+        Upstream::open(self.config()?).map_err(upgrade_error)
+    }
+}
+
+/// The app folder argument, shared by `plan`, `apply` and `releases`.
+pub fn default_app() -> PathBuf {
+    PathBuf::from(".")
+}
+
+/// Maps an upgrade error to its exit code and a hint.
+pub fn upgrade_error(error: Error) -> CliError {
+    use uplift_template::Error as T;
+    use uplift_tree::Error as F;
+    let exit = match &error {
+        Error::Template(T::OpenRepo { .. } | T::Git { .. } | T::Mirror { .. } | T::Io { .. })
+        | Error::Tree(
+            F::Read { .. } | F::Write { .. } | F::UndoFailed { .. } | F::Unsupported { .. },
+        )
+        | Error::Git { .. } => Exit::Environment,
+        _ => Exit::BadInput,
+    };
+    let hint = match &error {
+        Error::Template(T::UnknownRelease { .. }) => {
+            Some("`uplift releases --upstream SOURCE` lists the releases")
+        }
+        Error::Template(T::Render { .. } | T::RenderNoPosition { .. }) => {
+            Some("values come from --set KEY=VALUE; versions from the release's versions map")
+        }
+        Error::NoMarker { .. } => Some("or point --marker at the file that records the release"),
+        Error::Dirty { .. } => Some(
+            "the apply is all or nothing, but your own uncommitted work would be mixed with it",
+        ),
+        Error::Tree(F::EscapesRoot { .. }) => {
+            Some("Uplift never reads or writes outside the app folder")
+        }
+        _ => None,
+    };
+    let mut cli = CliError::from_error(exit, &error);
+    if let Some(hint) = hint {
+        cli = cli.with_hint(hint);
+    }
+    cli
+}
