@@ -438,7 +438,7 @@ impl Stage for ImageStage {
     ) -> BoxFuture<'a, Result<Outputs, StageError>> {
         Box::pin(async move {
             let with = settings(stage)?;
-            let engine = Engine::connect().await.map_err(|e| ImageError::Docker(e))?;
+            let engine = Engine::connect().await.map_err(ImageError::Docker)?;
             let sink = ctx.output.clone();
             let mut emit = |l: &str| sink.info(l);
             let result = run_image(&engine, &with, &ctx.work_dir, &ctx.cancel, &mut emit).await?;
@@ -493,6 +493,7 @@ mod tests {
         std::fs::write(d.path().join("a"), "1").unwrap();
         let mut index = repo.index().unwrap();
         index.add_path(Path::new("a")).unwrap();
+        index.write().unwrap();
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
         let sig = git2::Signature::now("t", "t@example.invalid").unwrap();
         let id = repo

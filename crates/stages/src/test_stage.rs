@@ -798,7 +798,7 @@ mod tests {
             (t.files, t.tests, t.failures, t.errors, t.skipped),
             (2, 5, 1, 1, 1)
         );
-        assert_eq!(t.failed, vec!["app › fails", "app › errs"]);
+        assert_eq!(t.failed, vec!["app › App::fails", "app › App::errs"]);
         assert!(collect_junit(d.path(), "nothing/*.xml").unwrap().is_none());
         std::fs::write(d.path().join("bad.xml"), "<testsuite><testcase").unwrap();
         assert!(collect_junit(d.path(), "bad.xml").is_err());
