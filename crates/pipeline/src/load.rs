@@ -369,18 +369,19 @@ impl<'a> Checker<'a> {
         }
         if let Some(TemplateSpec::PerRelease(list)) = &up.template {
             for (i, entry) in list.iter().enumerate() {
-                let ok = entry
-                    .split_once('=')
-                    .is_some_and(|(v, d)| !v.trim().is_empty() && !d.trim().is_empty());
+                let ok = match entry.split_once('=') {
+                    Some((v, d)) => semver::Version::parse(v.trim()).is_ok() && !d.trim().is_empty(),
+                    None => !entry.trim().is_empty(),
+                };
                 if !ok {
                     let pos = self.at_value(&path.key("template").index(i));
                     self.problem(
                         Problem::at(
                             pos,
-                            format!("template entry `{entry}` is not `VERSION=SUBDIR`"),
+                            format!("template entry `{entry}` is not `SUBDIR` or `VERSION=SUBDIR`"),
                             "here",
                         )
-                        .with_help("e.g. `>=1.30=packages/create-app/templates/default-app`"),
+                        .with_help("e.g. `1.30.0=packages/create-app/templates/default-app` (from release 1.30.0 on)"),
                     );
                 }
             }
@@ -543,7 +544,8 @@ impl<'a> Checker<'a> {
             ok = false;
         }
         let _ = section;
-        ok.then(|| Stage {
+        let _ = ok;
+        Some(Stage {
             id: id.to_owned(),
             uses: file.uses.clone(),
             with,

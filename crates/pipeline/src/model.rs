@@ -56,8 +56,8 @@ impl Scalar {
 pub struct Upstream {
     /// The release source: `git:PATH_OR_URL` (one tag per release) or `dir:PATH` (one folder per release).
     pub source: String,
-    /// The template folder inside a release: one path, or a list of `VERSION=SUBDIR` (the first
-    /// whose version requirement matches wins).
+    /// The template folder inside a release: one path, or a list of `SUBDIR` / `VERSION=SUBDIR`
+    /// entries (a template that moved: `VERSION=SUBDIR` applies from release VERSION on).
     #[serde(default)]
     pub template: Option<TemplateSpec>,
     /// Values given to the template when it is rendered (e.g. `name: my-app`).
@@ -71,7 +71,7 @@ pub struct Upstream {
     pub preset: Option<String>,
 }
 
-/// `template:` as one path or a list of `VERSION=SUBDIR`.
+/// `template:` as one path or a list of `SUBDIR` / `VERSION=SUBDIR` entries.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum TemplateSpec {

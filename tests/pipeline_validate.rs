@@ -1,0 +1,185 @@
+//! `uplift validate`: every kind of error, each with its exact line and column, all at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn uplift(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_uplift"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("UPLIFT_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Validates `text` with `--format json`; returns (exit code, [(line, column, message)]).
+fn problems(text: &str) -> (i32, Vec<(usize, usize, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.yml"), text).unwrap();
+    let out = uplift(dir.path(), &["validate", "-p", "p.yml", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let list = json["problems"].as_array().unwrap();
+    let list = list
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_u64().unwrap() as usize,
+                p["column"].as_u64().unwrap() as usize,
+                p["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (out.status.code().unwrap(), list)
+}
+
+fn assert_one(text: &str, line: usize, column: usize, needle: &str) {
+    let (code, list) = problems(text);
+    assert_eq!(code, 2, "{list:?}");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let (l, c, m) = &list[0];
+    assert_eq!((*l, *c), (line, column), "{m}");
+    assert!(m.contains(needle), "{m:?} should contain {needle:?}");
+}
+
+#[test]
+fn valid_file_passes() {
+    let (code, list) = problems("stages:\n  a:\n    uses: run\n    with:\n      run: echo hi\n");
+    assert_eq!((code, list.len()), (0, 0));
+}
+
+#[test]
+fn yaml_syntax_error() {
+    assert_one("stages:\n  a:\n    uses: run\n   with: [\n", 4, 4, "invalid YAML");
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_one("nmae: x\nstages:\n  a:\n    uses: run\n    with: {run: x}\n", 1, 1, "unknown key `nmae`");
+}
+
+#[test]
+fn unknown_stage_key() {
+    assert_one("stages:\n  a:\n    uses: run\n    neds: [b]\n    with: {run: x}\n", 4, 5, "unknown field `neds`");
+}
+
+#[test]
+fn unknown_with_key() {
+    assert_one("stages:\n  a:\n    uses: run\n    with:\n      run: x\n      shel: bash\n", 6, 7, "unknown field `shel`");
+}
+
+#[test]
+fn wrong_type() {
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    continue-on-error: maybe\n    with: {run: x}\n",
+        4,
+        24,
+        "invalid type",
+    );
+}
+
+#[test]
+fn unknown_stage_type() {
+    assert_one("stages:\n  a:\n    uses: runn\n    with: {run: x}\n", 3, 11, "unknown stage type `runn`");
+}
+
+#[test]
+fn needs_unknown_stage() {
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    with: {run: x}\n  b:\n    uses: run\n    needs: [a, c]\n    with: {run: x}\n",
+        7,
+        16,
+        "needs `c`, which is not a stage",
+    );
+}
+
+#[test]
+fn cycle_is_named() {
+    let text = "stages:\n  a:\n    uses: run\n    needs: c\n    with: {run: x}\n  b:\n    uses: run\n    needs: a\n    with: {run: x}\n  c:\n    uses: run\n    needs: b\n    with: {run: x}\n";
+    assert_one(text, 4, 12, "dependency cycle: a → c → b → a");
+}
+
+#[test]
+fn expression_does_not_parse() {
+    assert_one("stages:\n  a:\n    uses: run\n    with:\n      run: echo ${{ env.X == }}\n", 5, 30, "invalid expression");
+}
+
+#[test]
+fn condition_does_not_parse() {
+    assert_one("stages:\n  a:\n    uses: run\n    if: success( && true\n    with: {run: x}\n", 4, 16, "invalid expression");
+}
+
+#[test]
+fn expression_unknown_stage() {
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    with:\n      run: echo ${{ stages.nope.outputs.x }}\n",
+        5,
+        21,
+        "unknown stage `nope`",
+    );
+}
+
+#[test]
+fn expression_unknown_output() {
+    let text = "stages:\n  a:\n    uses: run\n    outputs: [version]\n    with: {run: x}\n  b:\n    uses: run\n    needs: a\n    env:\n      V: ${{ stages.a.outputs.versoin }}\n    with: {run: x}\n";
+    assert_one(text, 10, 14, "stage `a` has no output `versoin`");
+}
+
+#[test]
+fn expression_stage_not_needed() {
+    let text = "stages:\n  a:\n    uses: run\n    outputs: [v]\n    with: {run: x}\n  b:\n    uses: run\n    if: stages.a.result == 'success'\n    with: {run: x}\n";
+    assert_one(text, 8, 9, "stage `a` is not in the `needs` of `b`");
+}
+
+#[test]
+fn unknown_function_and_root() {
+    assert_one("stages:\n  a:\n    uses: run\n    if: succes()\n    with: {run: x}\n", 4, 9, "unknown function `succes()`");
+    assert_one("stages:\n  a:\n    uses: run\n    with:\n      run: ${{ github.sha }}\n", 5, 16, "unknown name `github`");
+}
+
+#[test]
+fn all_errors_at_once_rendered_with_snippets() {
+    let text = "name: broken\nbogus: 1\nstages:\n  build:\n    uses: runn\n  test:\n    uses: run\n    needs: [build, nope]\n    timeout: soon\n    with:\n      run: echo ${{ stages.build.outputs.missing }}\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yml"), text).unwrap();
+    let out = uplift(dir.path(), &["validate", "-p", "broken.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The list of stage types grows as stage types are added: keep it out of the snapshot.
+    insta::with_settings!({filters => vec![(r"(help: expected one of: )[a-z, -]*\bupgrade\b[a-z, -]*", "${1}<stage types>")]}, {
+        insta::assert_snapshot!(stderr);
+    });
+}
+
+#[test]
+fn examples_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yml") {
+            let out = uplift(root, &["validate", "-p", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "expected the example pipelines, found {checked}");
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = uplift(root, &["validate", "--print-schema"]);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(root.join("pipelines/schema.json")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        committed,
+        "pipelines/schema.json is stale: run `uplift validate --print-schema > pipelines/schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let uses = &schema["definitions"]["StageFile"]["properties"]["uses"]["enum"];
+    assert!(uses.as_array().unwrap().iter().any(|v| v == "run"), "{uses}");
+}
