@@ -5,12 +5,19 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use k8s_openapi::List;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
+
+/// The `items` of a list answer. `kubectl get pods -o json` answers `kind: List`, not
+/// `PodList`, so k8s-openapi's typed list cannot read it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Items<T> {
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+}
 
 /// An error from the cluster API.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +216,7 @@ impl ClusterApi for Kubectl {
     }
 
     async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, ApiError> {
-        let list: Option<List<Pod>> = self
+        let list: Option<Items<Pod>> = self
             .get(&["get", "pods", "-n", namespace, "-l", selector, "-o", "json"])
             .await?;
         Ok(list.map(|l| l.items).unwrap_or_default())
@@ -217,7 +224,7 @@ impl ClusterApi for Kubectl {
 
     async fn events(&self, namespace: &str, name: &str) -> Result<Vec<Event>, ApiError> {
         let selector = format!("involvedObject.name={name}");
-        let list: Option<List<Event>> = self
+        let list: Option<Items<Event>> = self
             .get(&[
                 "get",
                 "events",

@@ -1,0 +1,7 @@
+//! Integration tests of uplift-kube: rendered manifests (snapshots, offline schema validation)
+//! and apply/wait/rollback against recorded API responses. No live cluster is used.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fake;
+mod render;
+mod rollout;

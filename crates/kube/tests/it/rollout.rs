@@ -1,0 +1,232 @@
+//! Apply, wait and rollback against recorded API responses.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use uplift_kube::rollout::{self, RolloutStatus};
+use uplift_kube::{DeployOptions, Error, deploy, plan, render, rollback};
+
+use crate::fake::{FakeCluster, recorded};
+use crate::render::single;
+
+const IMAGE_V3: &str = "registry.local/backstage@sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+fn options() -> DeployOptions {
+    DeployOptions {
+        timeout: Duration::from_secs(5),
+        poll: Duration::from_millis(1),
+        log_lines: 20,
+    }
+}
+
+fn spec3() -> uplift_kube::KubeSpec {
+    let mut spec = single();
+    spec.replicas = 3;
+    spec
+}
+
+#[test]
+fn status_follows_kubectl_rollout_status() {
+    let status = |f: &str| rollout::status(&recorded::<Deployment>(f));
+    assert_eq!(
+        status("deployment-observing.json"),
+        RolloutStatus::Waiting("waiting for deployment spec update to be observed".into())
+    );
+    assert_eq!(
+        status("deployment-updating.json"),
+        RolloutStatus::Waiting("1 out of 3 new replicas of \"backstage\" have been updated".into())
+    );
+    assert_eq!(
+        status("deployment-old-terminating.json"),
+        RolloutStatus::Waiting("1 old replicas of \"backstage\" are pending termination".into())
+    );
+    assert_eq!(status("deployment-complete.json"), RolloutStatus::Done);
+    assert_eq!(
+        status("deployment-deadline.json"),
+        RolloutStatus::Failed("deployment \"backstage\" exceeded its progress deadline".into())
+    );
+}
+
+#[tokio::test]
+async fn first_deploy_applies_waits_and_records() {
+    let cluster = FakeCluster::default();
+    cluster.script(
+        "backstage",
+        &[
+            "deployment-observing.json",
+            "deployment-updating.json",
+            "deployment-old-terminating.json",
+            "deployment-complete.json",
+        ],
+    );
+    let manifests = render(&spec3()).unwrap();
+    let record = deploy(
+        &cluster,
+        "backstage",
+        &spec3().image,
+        &manifests,
+        Some("/runs/1/db.dump".into()),
+        &options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(record.id, "1");
+    assert_eq!(record.previous, None);
+    assert_eq!(*cluster.polls.lock().unwrap(), 4);
+    assert_eq!(
+        cluster.applied_kinds(),
+        vec![
+            "Service/backstage",
+            "Deployment/backstage",
+            "ConfigMap/backstage-uplift-releases"
+        ]
+    );
+    let store = cluster.config_maps.lock().unwrap()["backstage-uplift-releases"].clone();
+    let data = store.data.unwrap();
+    assert_eq!(data["current"], "1");
+    assert!(data["release-1"].contains("/runs/1/db.dump"));
+}
+
+#[tokio::test]
+async fn failed_rollout_prints_diagnostics_and_reapplies_the_previous_release() {
+    let cluster = FakeCluster::default().with_failing_pods();
+    cluster.script("backstage", &["deployment-complete.json"]);
+    let v2 = render(&spec3()).unwrap();
+    deploy(&cluster, "backstage", &spec3().image, &v2, None, &options())
+        .await
+        .unwrap();
+
+    // Release 2 (v3 image) never progresses; after re-applying release 1 the rollout completes.
+    let mut spec = spec3();
+    spec.image = IMAGE_V3.into();
+    let v3 = render(&spec).unwrap();
+    cluster.script(
+        "backstage",
+        &[
+            "deployment-updating.json",
+            "deployment-deadline.json",
+            "deployment-complete.json",
+        ],
+    );
+    let error = deploy(&cluster, "backstage", IMAGE_V3, &v3, None, &options())
+        .await
+        .unwrap_err();
+    let Error::Rollout(failure) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(failure.rolled_back_to.as_deref(), Some("1"));
+    assert_eq!(failure.rollback_error, None);
+    assert_eq!(
+        error.to_string(),
+        "roll out backstage: deployment \"backstage\" exceeded its progress deadline"
+    );
+    insta::assert_snapshot!("diagnostics", failure.diagnostics.to_string());
+    // Re-applied the previous manifest (never `rollout undo`): v2, then v3, then v2 again.
+    let images = cluster.applied_images();
+    assert_eq!(
+        images,
+        vec![spec3().image, IMAGE_V3.to_owned(), spec3().image]
+    );
+    // The failed release is not recorded; release 1 stays current.
+    let data = cluster.config_maps.lock().unwrap()["backstage-uplift-releases"]
+        .data
+        .clone()
+        .unwrap();
+    assert_eq!(data["current"], "1");
+    assert!(!data.contains_key("release-2"));
+}
+
+#[tokio::test]
+async fn failed_first_deploy_has_nothing_to_roll_back_to() {
+    let cluster = FakeCluster::default().with_failing_pods();
+    cluster.script("backstage", &["deployment-deadline.json"]);
+    let error = deploy(
+        &cluster,
+        "backstage",
+        &spec3().image,
+        &render(&spec3()).unwrap(),
+        None,
+        &options(),
+    )
+    .await
+    .unwrap_err();
+    let Error::Rollout(failure) = error else {
+        panic!()
+    };
+    assert_eq!(failure.rolled_back_to, None);
+    assert_eq!(
+        failure.diagnostics.pods.len(),
+        2,
+        "the ready pod is left out"
+    );
+}
+
+#[tokio::test]
+async fn wait_is_bounded_by_its_timeout() {
+    let cluster = FakeCluster::default();
+    cluster.script("backstage", &["deployment-updating.json"]);
+    let options = DeployOptions {
+        timeout: Duration::from_millis(30),
+        poll: Duration::from_millis(5),
+        log_lines: 5,
+    };
+    let result = rollout::wait(
+        &cluster,
+        "default",
+        "backstage",
+        options.timeout,
+        options.poll,
+    )
+    .await
+    .unwrap();
+    let failure = result.unwrap_err();
+    assert!(
+        failure
+            .to_string()
+            .starts_with("timed out waiting for the rollout"),
+        "{failure}"
+    );
+    let polls = *cluster.polls.lock().unwrap();
+    assert!((2..=8).contains(&polls), "{polls} polls");
+}
+
+#[tokio::test]
+async fn rollback_and_plan_use_the_release_records() {
+    let cluster = FakeCluster::default();
+    cluster.script("backstage", &["deployment-complete.json"]);
+    let v2 = render(&spec3()).unwrap();
+    deploy(&cluster, "backstage", &spec3().image, &v2, None, &options())
+        .await
+        .unwrap();
+    let mut spec = spec3();
+    spec.image = IMAGE_V3.into();
+    spec.replicas = 4;
+    let v3 = render(&spec).unwrap();
+
+    let planned = plan(&cluster, "backstage", &v3).await.unwrap();
+    insta::assert_snapshot!("plan_diff", planned);
+
+    let second = deploy(&cluster, "backstage", IMAGE_V3, &v3, None, &options())
+        .await
+        .unwrap();
+    assert_eq!(second.previous.as_deref(), Some("1"));
+    let back = rollback(&cluster, "default", "backstage", None, &options())
+        .await
+        .unwrap();
+    assert_eq!(back.id, "1");
+    assert_eq!(cluster.applied_images().last().unwrap(), &spec3().image);
+    let data = cluster.config_maps.lock().unwrap()["backstage-uplift-releases"]
+        .data
+        .clone()
+        .unwrap();
+    assert_eq!(data["current"], "1");
+    // Forward again by name.
+    let again = rollback(&cluster, "default", "backstage", Some("2"), &options())
+        .await
+        .unwrap();
+    assert_eq!(again.image, IMAGE_V3);
+    let missing = rollback(&cluster, "default", "backstage", Some("9"), &options())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.to_string(), "no release record 9 for backstage");
+}
