@@ -119,15 +119,16 @@ fn merge_path(
     outcome: &mut MergeOutcome,
 ) {
     let plan = |action| FilePlan::new(path.clone(), action);
-    if is_lockfile(path, options) {
+    if same(ours, theirs) {
+        outcome.files.push(plan(Action::UpToDate));
+        return;
+    }
+    // A lockfile the app never changed can take upstream's; any other is regenerated, not merged.
+    if is_lockfile(path, options) && !same(ours, base) {
         outcome.files.push(
             plan(Action::Regenerate)
                 .with_reason("lockfile: never merged; regenerate it with the package manager"),
         );
-        return;
-    }
-    if same(ours, theirs) {
-        outcome.files.push(plan(Action::UpToDate));
         return;
     }
     if same(ours, base) {
