@@ -1,0 +1,303 @@
+//! The `test` and `image` stages run through the real executor against the Docker engine of
+//! this machine and the loopback registries of `scripts/services.sh`.
+//!
+//! Without an engine these tests are skipped, except when `CI=true`: then it is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use uplift_docker::{BuildRequest, Builder, Engine, RunId, build_image};
+use uplift_exec::{
+    Cancel, PlanOptions, RunOptions, RunResult, StageResult, plan_pipeline, run_pipeline,
+};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn engine() -> Option<Engine> {
+    match Engine::connect().await {
+        Ok(e) => Some(e),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true and no Docker engine: {e:?}")
+        }
+        Err(e) => {
+            eprintln!("skipping: no Docker engine ({e})");
+            None
+        }
+    }
+}
+
+/// An app folder with the busybox fixture Dockerfile, busybox itself and a key file.
+fn app(dir: &Path) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images/busybox");
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::copy(fixture.join("Dockerfile"), dir.join("Dockerfile")).unwrap();
+    std::fs::copy(fixture.join(".dockerignore"), dir.join(".dockerignore")).unwrap();
+    std::fs::copy(fixture.join("app/message.txt"), dir.join("app/message.txt")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    std::fs::write(dir.join("yarn.lock"), "busybox@1\n").unwrap();
+}
+
+/// The image the container steps run in (built once with the library).
+async fn runner_image(engine: &Engine) -> String {
+    let tag = "uplift-it/stage-runner:1".to_owned();
+    if engine.docker().inspect_image(&tag).await.is_err() {
+        let d = tempfile::tempdir().unwrap();
+        app(d.path());
+        let req = BuildRequest {
+            context_dir: d.path().into(),
+            tags: vec![tag.clone()],
+            builder: Builder::Classic,
+            ..Default::default()
+        };
+        build_image(engine, &req, &mut |_| {}).await.unwrap();
+    }
+    tag
+}
+
+async fn run(dir: &Path, yaml: &str) -> uplift_exec::RunReport {
+    let pipeline = uplift_pipeline::parse("pipeline.yml", yaml, &uplift_stages::catalog())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = Cancel {
+        graceful: Default::default(),
+        force: Default::default(),
+    };
+    let mut options = RunOptions::new(dir);
+    options.base_env = BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]);
+    run_pipeline(&pipeline, &uplift_stages::registry(), &options, cancel, tx)
+        .await
+        .unwrap()
+}
+
+async fn containers_named(engine: &Engine, part: &str) -> usize {
+    let filters = HashMap::from([("name", vec![part])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    engine
+        .docker()
+        .list_containers(Some(opts))
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn test_in_containers_then_build_push_and_pin_by_digest() {
+    let Some(engine) = engine().await else { return };
+    let _serial = SERIAL.lock().await;
+    let image = runner_image(&engine).await;
+    let d = tempfile::tempdir().unwrap();
+    app(&d.path().join("web"));
+    let repo = format!("127.0.0.1:5000/uplift-it/stage-{}", RunId::generate());
+    let yaml = format!(
+        r#"
+name: ship
+stages:
+  checks:
+    uses: test
+    with:
+      app: web
+      runner: container
+      image: {image}
+      cache: [node_modules]
+      key: [yarn.lock]
+      reports: "reports/*.xml"
+      env:
+        GREETING: hi
+      steps:
+        - name: install
+          run: mkdir -p node_modules && echo x >> node_modules/marker && echo "$GREETING installed"
+        - name: unit
+          run: mkdir -p reports && printf '<testsuite name="s"><testcase name="a"/><testcase name="b"><skipped/></testcase></testsuite>' > reports/junit.xml
+  image:
+    uses: image
+    needs: checks
+    with:
+      context: web
+      repository: {repo}
+      release: 1.2.3
+      commit: abcdef1234567890
+      tags: [latest]
+      push: true
+"#
+    );
+    let report = run(d.path(), &yaml).await;
+    assert_eq!(report.result, RunResult::Success, "{:#?}", report.stages);
+    let checks = report.stages.iter().find(|s| s.stage == "checks").unwrap();
+    assert_eq!(checks.outputs["passed"], "true");
+    assert_eq!(checks.outputs["tests"], "2");
+    assert_eq!(checks.outputs["skipped"], "1");
+    let img = report.stages.iter().find(|s| s.stage == "image").unwrap();
+    let digest = &img.outputs["digest"];
+    assert!(digest.starts_with("sha256:"), "{:?}", img.outputs);
+    assert_eq!(img.outputs["image"], format!("{repo}@{digest}"));
+    assert_eq!(
+        img.outputs["tags"],
+        format!("{repo}:1.2.3,{repo}:abcdef123456,{repo}:latest")
+    );
+    // The registry serves that digest.
+    let remote = engine
+        .docker()
+        .inspect_registry_image(&img.outputs["image"], None)
+        .await
+        .unwrap();
+    assert_eq!(remote.descriptor.digest.as_deref(), Some(digest.as_str()));
+
+    // A second run reuses the cache volume: the marker has two lines now.
+    let yaml2 = format!(
+        r#"
+name: again
+stages:
+  checks:
+    uses: test
+    with:
+      app: web
+      runner: container
+      image: {image}
+      cache: [node_modules]
+      key: [yarn.lock]
+      steps:
+        - run: echo x >> node_modules/marker && test "$(wc -l < node_modules/marker)" -eq 2
+"#
+    );
+    let report = run(d.path(), &yaml2).await;
+    assert_eq!(report.result, RunResult::Success, "{:#?}", report.stages);
+    // The node_modules of the host tree was never written: the cache lives in the volume.
+    assert!(!d.path().join("web/node_modules/marker").exists());
+    let key =
+        uplift_stages::test_stage::cache_key(&d.path().join("web"), &["yarn.lock".into()]).unwrap();
+    let volume = uplift_stages::test_stage::cache_volume_name(
+        &std::fs::canonicalize(d.path().join("web")).unwrap(),
+        "node_modules",
+        &key,
+    );
+    engine
+        .docker()
+        .remove_volume(
+            &volume,
+            None::<bollard::query_parameters::RemoveVolumeOptions>,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_or_timed_out_step_fails_the_stage_and_leaves_no_container() {
+    let Some(engine) = engine().await else { return };
+    let _serial = SERIAL.lock().await;
+    let image = runner_image(&engine).await;
+    let d = tempfile::tempdir().unwrap();
+    app(&d.path().join("web"));
+    let id = format!("t{}", RunId::generate().as_str().replace('-', ""));
+    let yaml = format!(
+        r#"
+name: failing
+stages:
+  {id}:
+    uses: test
+    with:
+      app: web
+      runner: container
+      image: {image}
+      steps:
+        - run: echo before; exit 4
+        - run: echo never
+  {id}x:
+    uses: test
+    with:
+      app: web
+      runner: container
+      image: {image}
+      steps:
+        - run: echo started; sleep 60
+          timeout: 1s
+"#
+    );
+    let started = std::time::Instant::now();
+    let report = run(d.path(), &yaml).await;
+    assert_eq!(report.result, RunResult::Failure);
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+    let failed = report.stages.iter().find(|s| s.stage == id).unwrap();
+    assert_eq!(failed.result, StageResult::Failure);
+    let reason = failed.reason.clone().unwrap_or_default();
+    assert!(reason.contains("exited with code 4"), "{reason}");
+    let timed = report
+        .stages
+        .iter()
+        .find(|s| s.stage == format!("{id}x"))
+        .unwrap();
+    assert_eq!(timed.result, StageResult::Failure);
+    let reason = timed.reason.clone().unwrap_or_default();
+    assert!(reason.contains("timed out"), "{reason}");
+    assert_eq!(containers_named(&engine, &id).await, 0);
+}
+
+#[test]
+fn plan_shows_tags_context_masked_args_and_registry_credentials() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if rt.block_on(engine()).is_none() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    app(&d.path().join("web"));
+    std::fs::write(
+        d.path().join("docker-config.json"),
+        // uplift:wrong
+        r#"{"auths":{"127.0.0.1:5001":{"auth":"dXBsaWZ0Ondyb25n"}}}"#,
+    )
+    .unwrap();
+    let yaml = r#"
+name: plan
+stages:
+  open:
+    uses: image
+    with:
+      context: web
+      repository: 127.0.0.1:5000/uplift-it/plan
+      release: 2.0.0
+      commit: 0123456789abcdef
+      build-args:
+        TOKEN: ${{ secrets.NPM_TOKEN }}
+      push: true
+  locked:
+    uses: image
+    with:
+      context: web
+      repository: 127.0.0.1:5001/uplift-it/plan
+      release: 2.0.0
+      push: true
+      docker-config: docker-config.json
+"#;
+    let pipeline = uplift_pipeline::parse("pipeline.yml", yaml, &uplift_stages::catalog()).unwrap();
+    let options = PlanOptions {
+        work_dir: d.path().into(),
+        only: vec![],
+        from: None,
+        base_env: BTreeMap::new(),
+        secrets: BTreeMap::from([("NPM_TOKEN".into(), "npm-s3cret".into())]),
+    };
+    let plan = plan_pipeline(&pipeline, &uplift_stages::registry(), &options).unwrap();
+    let text = serde_json::to_string_pretty(&plan).unwrap();
+    assert!(!text.contains("npm-s3cret"), "{text}");
+    assert!(text.contains("TOKEN=***"), "{text}");
+    assert!(
+        text.contains("127.0.0.1:5000/uplift-it/plan:2.0.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("127.0.0.1:5000/uplift-it/plan:0123456789ab"),
+        "{text}"
+    );
+    assert!(text.contains("(5 files,"), "{text}");
+    assert!(
+        text.contains("registry answers and accepts the credentials"),
+        "{text}"
+    );
+    assert!(
+        text.contains("answers but refuses the credentials"),
+        "{text}"
+    );
+}
