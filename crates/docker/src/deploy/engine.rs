@@ -35,6 +35,19 @@ pub struct Unhealthy {
     pub logs: String,
 }
 
+/// A rollback decided but not done yet; holds the target's lock.
+#[derive(Debug)]
+pub struct RollbackPlan {
+    /// The release serving now.
+    pub current: ReleaseRecord,
+    /// The release to return to.
+    pub record: ReleaseRecord,
+    history: Vec<ReleaseRecord>,
+    secrets: BTreeMap<String, String>,
+    serving: Vec<ServingContainer>,
+    _lock: TargetLock,
+}
+
 /// What a successful deploy or rollback did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeployReport {
@@ -203,7 +216,7 @@ impl Deployer {
                 spec.image
             )));
         }
-        self.roll(spec, secrets, image_id, backup, None, cancel)
+        self.roll(spec, secrets, image_id, backup, None, None, cancel)
             .await
     }
 
@@ -219,20 +232,35 @@ impl Deployer {
         secrets: &BTreeMap<String, String>,
         cancel: &CancellationToken,
     ) -> Result<DeployReport, DeployError> {
-        let _lock = TargetLock::acquire(&self.lock_dir, target)?;
+        let plan = self
+            .plan_rollback(target, network, alias, to, secrets)
+            .await?;
+        self.apply_rollback(plan, cancel).await
+    }
+
+    /// The first half of a rollback: takes the target's lock, finds the record to return to
+    /// and the secret values. [`Deployer::stop_serving`] may come next (a rollback with data
+    /// stops the new version before restoring the database), then [`Deployer::apply_rollback`].
+    pub async fn plan_rollback(
+        &self,
+        target: &str,
+        network: &str,
+        alias: &str,
+        to: Option<u64>,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<RollbackPlan, DeployError> {
+        let lock = TargetLock::acquire(&self.lock_dir, target)?;
         let containers = self.containers(target, network, alias).await?;
         let history = current_history(&containers);
         let current = history
             .first()
+            .cloned()
             .ok_or_else(|| DeployError::NoRelease(format!("no release of {target} is serving")))?;
-        let wanted = match to.or(current.previous) {
-            Some(id) => id,
-            None => {
-                return Err(DeployError::NoRelease(format!(
-                    "release {} of {target} has no previous release",
-                    current.id
-                )));
-            }
+        let Some(wanted) = to.or(current.previous) else {
+            return Err(DeployError::NoRelease(format!(
+                "release {} of {target} has no previous release",
+                current.id
+            )));
         };
         let record = history
             .iter()
@@ -243,12 +271,12 @@ impl Deployer {
                     "no record of release {wanted} of {target} (kept: the last {KEEP})"
                 ))
             })?;
+        let serving: Vec<ServingContainer> = containers
+            .into_iter()
+            .filter(|c| c.running && c.in_alias)
+            .collect();
         let mut values = secrets.clone();
-        let serving_env = containers
-            .iter()
-            .find(|c| c.running && c.in_alias)
-            .map(|c| c.env.clone())
-            .unwrap_or_default();
+        let serving_env = serving.first().map(|c| c.env.clone()).unwrap_or_default();
         for key in &record.settings.secret_env {
             if values.contains_key(key) {
                 continue;
@@ -261,21 +289,52 @@ impl Deployer {
                 None => return Err(DeployError::MissingSecret(key.clone())),
             }
         }
-        drop(containers);
-        let mut spec = record.settings.clone();
-        spec.image = record.image_id.clone();
-        // `_lock` is held: roll without taking it again.
-        self.roll(
-            &spec,
-            &values,
-            record.image_id.clone(),
-            record.backup.clone(),
-            Some(record.id),
-            cancel,
-        )
-        .await
+        Ok(RollbackPlan {
+            current,
+            record,
+            history,
+            secrets: values,
+            serving,
+            _lock: lock,
+        })
     }
 
+    /// Stops every container serving the current release (their requests fail from now on:
+    /// used before restoring a database, when the new version must not write any more).
+    pub async fn stop_serving(&self, plan: &RollbackPlan) -> Result<(), DeployError> {
+        for c in &plan.serving {
+            tracing::info!(container = %c.name, "stopping the current release");
+            self.stop(&c.id, plan.record.settings.stop_timeout_secs)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The second half of a rollback: rolls to the planned record (a new release whose
+    /// `rollback_of` names it).
+    pub async fn apply_rollback(
+        &self,
+        plan: RollbackPlan,
+        cancel: &CancellationToken,
+    ) -> Result<DeployReport, DeployError> {
+        let mut spec = plan.record.settings.clone();
+        spec.image = plan.record.image_id.clone();
+        let report = self
+            .roll(
+                &spec,
+                &plan.secrets,
+                plan.record.image_id.clone(),
+                plan.record.backup.clone(),
+                Some(plan.record.id),
+                Some(plan.history.clone()),
+                cancel,
+            )
+            .await;
+        drop(plan);
+        report
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn roll(
         &self,
         spec: &DockerDeploySpec,
@@ -283,6 +342,7 @@ impl Deployer {
         image_id: String,
         backup: Option<String>,
         rollback_of: Option<u64>,
+        history: Option<Vec<ReleaseRecord>>,
         cancel: &CancellationToken,
     ) -> Result<DeployReport, DeployError> {
         let alias = spec.alias().to_owned();
@@ -300,7 +360,7 @@ impl Deployer {
                 recovered.push(c.name.clone());
             }
         }
-        let history = current_history(&old);
+        let history = history.unwrap_or_else(|| current_history(&old));
         let previous = history.first().map(|r| r.id);
         let id = containers
             .iter()
