@@ -50,7 +50,7 @@ impl Stage for RunStage {
         let dir = with.working_directory.as_deref().unwrap_or(".");
         let first = with.run.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
         let more = if with.run.trim().lines().count() > 1 { " …" } else { "" };
-        let cwd = ctx.work_dir.join(dir);
+        let cwd = if dir == "." { ctx.work_dir.to_owned() } else { ctx.work_dir.join(dir) };
         let (program, rest) = argv.split_at(argv.len().saturating_sub(1));
         let command = program.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
         let mut actions = vec![format!("in {}: {command} <<'SCRIPT'", cwd.display())];
