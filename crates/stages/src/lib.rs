@@ -4,6 +4,8 @@
 //! by `uplift validate`, part of the JSON Schema), a side-effect-free `plan` and an async
 //! `run`. To add a stage type: add a module, then one `register` line in [`registry`].
 
+pub mod deploy;
+pub mod deploy_postgres;
 pub mod image_stage;
 pub mod run;
 pub mod test_stage;
