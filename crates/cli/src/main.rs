@@ -48,6 +48,8 @@ enum Command {
     Validate(commands::validate::Args),
     /// Run a pipeline file.
     Run(commands::run::Args),
+    /// Return a deploy target to its previous release (or `--to` one), optionally with its data.
+    Rollback(commands::rollback::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
 }
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Render(args) => commands::render::run(args, &cli.global),
         Command::Validate(args) => commands::validate::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
+        Command::Rollback(args) => commands::rollback::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args),
     };
     match result {

@@ -10,6 +10,11 @@ use uplift_docker::deploy::{DeployError, DeployReport, Deployer, DockerDeploySpe
 
 use crate::deploy_postgres::{self, PgError, PgTarget};
 
+/// The Docker deploy engine, for callers of this module (the CLI's `rollback`).
+pub use uplift_docker::deploy as docker;
+/// The Kubernetes deploy engine, likewise.
+pub use uplift_kube as kube;
+
 /// A failure of a deploy or rollback.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployStageError {

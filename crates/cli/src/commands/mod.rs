@@ -8,6 +8,7 @@ pub mod diff;
 pub mod plan;
 pub mod releases;
 pub mod render;
+pub mod rollback;
 pub mod run;
 pub mod upstream;
 pub mod validate;

@@ -1,0 +1,227 @@
+//! `uplift rollback`: return a deploy target to its previous release (or a named one) from the
+//! release records kept on the target itself, without the pipeline file; `--with-data` also
+//! restores the database dump taken before the current release.
+
+use tokio_util::sync::CancellationToken;
+use uplift_stages::deploy::docker::{DeployError, Deployer};
+use uplift_stages::deploy::kube::{self, DeployOptions, Kubectl};
+use uplift_stages::deploy::{DeployStageError, rollback_docker};
+use uplift_stages::deploy_postgres::{PgError, PgTarget};
+
+use crate::GlobalArgs;
+use crate::exit::{CliError, CliResult, Exit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    Docker,
+    Kubernetes,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The deploy target's name (the `name` of the deploy stage).
+    name: String,
+    /// Where it runs.
+    #[arg(long, value_enum, default_value = "docker")]
+    target: Target,
+    /// The release to return to (default: the one before the current release).
+    #[arg(long)]
+    to: Option<String>,
+    /// Docker: the target's network (default: `<name>`).
+    #[arg(long)]
+    network: Option<String>,
+    /// Docker: the network alias (default: `<name>`).
+    #[arg(long)]
+    alias: Option<String>,
+    /// Kubernetes: the namespace.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Kubernetes: the kubectl context.
+    #[arg(long)]
+    context: Option<String>,
+    /// Also restore the database dump taken before the current release (the current version
+    /// is stopped first; the service is down until the older release is healthy).
+    #[arg(long)]
+    with_data: bool,
+    #[arg(long, default_value = "127.0.0.1", requires = "with_data")]
+    pg_host: String,
+    #[arg(long, default_value_t = 5432, requires = "with_data")]
+    pg_port: u16,
+    #[arg(long, default_value = "postgres", requires = "with_data")]
+    pg_user: String,
+    /// The database (default: the target's name).
+    #[arg(long, requires = "with_data")]
+    pg_database: Option<String>,
+    /// The environment variable holding the database password.
+    #[arg(long, default_value = "PGPASSWORD", requires = "with_data")]
+    pg_password_env: String,
+}
+
+pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error(Exit::Environment, &e))?;
+    runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
+        let result = match args.target {
+            Target::Docker => docker(&args, &cancel).await,
+            Target::Kubernetes => kubernetes(&args).await,
+        };
+        watcher.abort();
+        result
+    })
+}
+
+/// SIGINT or SIGTERM cancels; the rollback then puts back what was serving before it.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("cancelling: putting back the release that was serving");
+    cancel.cancel();
+}
+
+async fn docker(args: &Args, cancel: &CancellationToken) -> CliResult {
+    let to = match &args.to {
+        Some(to) => Some(to.parse::<u64>().map_err(|_| {
+            CliError::new(
+                Exit::BadInput,
+                format!("--to {to:?} is not a release number"),
+            )
+        })?),
+        None => None,
+    };
+    let database = if args.with_data {
+        let password = std::env::var(&args.pg_password_env).map_err(|_| {
+            CliError::new(
+                Exit::BadInput,
+                format!(
+                    "--with-data needs the database password in ${}",
+                    args.pg_password_env
+                ),
+            )
+        })?;
+        Some(PgTarget {
+            host: args.pg_host.clone(),
+            port: args.pg_port,
+            user: args.pg_user.clone(),
+            database: args
+                .pg_database
+                .clone()
+                .unwrap_or_else(|| args.name.clone()),
+            password,
+        })
+    } else {
+        None
+    };
+    let deployer = Deployer::connect()
+        .await
+        .map_err(|e| docker_error(&DeployStageError::Deploy(e)))?;
+    let network = args.network.clone().unwrap_or_else(|| args.name.clone());
+    let alias = args.alias.clone().unwrap_or_else(|| args.name.clone());
+    let report = rollback_docker(
+        &deployer,
+        &args.name,
+        &network,
+        &alias,
+        to,
+        database.as_ref(),
+        cancel,
+    )
+    .await
+    .map_err(|e| docker_error(&e))?;
+    let record = &report.record;
+    println!(
+        "rolled back {} to release {} (now release {}, image {}){}",
+        args.name,
+        record.rollback_of.unwrap_or(record.id),
+        record.id,
+        record.image_id,
+        if database.is_some() {
+            ", database restored"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::Success)
+}
+
+fn docker_error(error: &DeployStageError) -> CliError {
+    let exit = match error {
+        DeployStageError::Deploy(DeployError::Cancelled(_)) => Exit::Cancelled,
+        DeployStageError::Deploy(DeployError::NoRelease(_)) | DeployStageError::NoBackup(_) => {
+            Exit::BadInput
+        }
+        DeployStageError::Deploy(DeployError::Unhealthy(_) | DeployError::Locked { .. }) => {
+            Exit::Negative
+        }
+        DeployStageError::Restore(PgError::Auth { .. }) => Exit::BadInput,
+        _ => Exit::Environment,
+    };
+    let mut cli = CliError::from_error(exit, error);
+    if let DeployStageError::Deploy(DeployError::Unhealthy(unhealthy)) = error {
+        let mut detail = String::new();
+        for line in &unhealthy.health_output {
+            detail.push_str(&format!("\n  health: {line}"));
+        }
+        for line in unhealthy.logs.lines() {
+            detail.push_str(&format!("\n  log: {line}"));
+        }
+        cli.message.push_str(&detail);
+    }
+    match error {
+        DeployStageError::Deploy(DeployError::Locked { .. }) => cli.with_hint("another deploy or rollback of this target is running; try again when it ends"),
+        DeployStageError::Deploy(DeployError::NoRelease(_)) => cli.with_hint("`docker ps --filter label=dev.uplift.deploy.target=<name>` shows the containers and their release labels"),
+        _ => cli,
+    }
+}
+
+async fn kubernetes(args: &Args) -> CliResult {
+    if args.with_data {
+        return Err(CliError::new(
+            Exit::BadInput,
+            "--with-data is only supported for --target docker so far",
+        ));
+    }
+    let api = Kubectl {
+        context: args.context.clone(),
+        ..Kubectl::default()
+    };
+    let record = kube::rollback(
+        &api,
+        &args.namespace,
+        &args.name,
+        args.to.as_deref(),
+        &DeployOptions::default(),
+    )
+    .await
+    .map_err(|e| {
+        let exit = match &e {
+            kube::Error::NoRelease(_) => Exit::BadInput,
+            kube::Error::Rollout(_) => Exit::Negative,
+            _ => Exit::Environment,
+        };
+        let mut cli = CliError::from_error(exit, &e);
+        if let kube::Error::Rollout(failure) = &e {
+            cli.message.push('\n');
+            cli.message
+                .push_str(failure.diagnostics.to_string().trim_end());
+        }
+        cli
+    })?;
+    println!(
+        "rolled back {} to release {} (image {})",
+        args.name, record.id, record.image
+    );
+    Ok(Exit::Success)
+}
