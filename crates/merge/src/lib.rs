@@ -10,12 +10,16 @@
 //!
 //! [`Change`]: uplift_tree::Change
 
+mod json;
 mod plan;
 mod rename;
 mod text;
 mod trees;
+mod validate;
 
+pub use json::{JsonMerge, merge_json};
 pub use plan::{Action, FilePlan, Summary};
 pub use rename::{Rename, detect_renames};
 pub use text::{ConflictStyle, Labels, TextMerge, TextOptions, merge_text};
 pub use trees::{MergeOptions, MergeOutcome, merge_trees, paths_to_read};
+pub use validate::{FileKind, check};

@@ -63,9 +63,18 @@ pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -
     for region in merge.regions() {
         let lines = |side: Side| -> Vec<&str> {
             match side {
-                Side::Base => region.base_range().filter_map(|i| merge.base_line(i)).collect(),
-                Side::Ours => region.ours_range().filter_map(|i| merge.ours_line(i)).collect(),
-                Side::Theirs => region.theirs_range().filter_map(|i| merge.theirs_line(i)).collect(),
+                Side::Base => region
+                    .base_range()
+                    .filter_map(|i| merge.base_line(i))
+                    .collect(),
+                Side::Ours => region
+                    .ours_range()
+                    .filter_map(|i| merge.ours_line(i))
+                    .collect(),
+                Side::Theirs => region
+                    .theirs_range()
+                    .filter_map(|i| merge.theirs_line(i))
+                    .collect(),
             }
         };
         match region.resolution() {

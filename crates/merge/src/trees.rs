@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uplift_tree::{Change, FileEntry, FileMode, RelPath, Tree};
 
+use crate::json::merge_json;
 use crate::rename::detect_renames;
 use crate::text::{TextOptions, merge_text};
+use crate::validate::{FileKind, check};
 use crate::{Action, FilePlan};
 
 /// Options of a tree merge.
@@ -18,6 +20,8 @@ pub struct MergeOptions {
     pub lockfiles: Vec<String>,
     /// Suffix of the file that receives upstream's version of a binary conflict.
     pub upstream_copy_suffix: String,
+    /// Merge JSON key by key where its lines conflict.
+    pub structured: bool,
 }
 
 impl Default for MergeOptions {
@@ -34,6 +38,7 @@ impl Default for MergeOptions {
             .map(String::from)
             .to_vec(),
             upstream_copy_suffix: ".upstream".to_string(),
+            structured: true,
         }
     }
 }
@@ -293,20 +298,12 @@ fn merge_contents(
         return;
     };
     let merged = merge_text(base_text, ours_text, theirs_text, &options.text);
-    if merged.conflicts > 0 {
-        file.action = Action::Conflict;
-        file.conflicts = merged.conflicts;
-        file.reason = Some(if added_on_both_sides {
-            "added on both sides with different contents".to_string()
-        } else {
-            format!(
-                "{} conflicting region{} between your changes and upstream's",
-                merged.conflicts,
-                if merged.conflicts == 1 { "" } else { "s" }
-            )
-        });
-    } else if merged.settled_insertions > 0 {
-        file.reason = Some(format!(
+    let kind = FileKind::of(path);
+    let mut content = merged.content;
+    let mut conflicts = merged.conflicts;
+    let mut notes = Vec::new();
+    if merged.settled_insertions > 0 {
+        notes.push(format!(
             "{} insertion{} next to upstream changes placed without conflict",
             merged.settled_insertions,
             if merged.settled_insertions == 1 {
@@ -316,12 +313,46 @@ fn merge_contents(
             }
         ));
     }
+    // Where lines conflict, a structured merge may still decide key by key.
+    let text_valid = conflicts == 0 && check(kind, &content).is_ok();
+    let structured = (options.structured && kind == FileKind::Json && !text_valid)
+        .then(|| merge_json(base_text, ours_text, theirs_text))
+        .flatten();
+    if let Some(structured) = structured {
+        content = structured.content;
+        conflicts = 0;
+        notes = structured.decisions;
+        notes.insert(0, "merged key by key".to_string());
+    }
+    if conflicts > 0 {
+        file.action = Action::Conflict;
+        file.conflicts = conflicts;
+        notes.insert(
+            0,
+            if added_on_both_sides {
+                "added on both sides with different contents".to_string()
+            } else {
+                format!(
+                    "{conflicts} conflicting region{} between your changes and upstream's",
+                    if conflicts == 1 { "" } else { "s" }
+                )
+            },
+        );
+    } else if let Err(reason) = check(kind, &content) {
+        // Never report an invalid file as a clean merge.
+        file.action = Action::Conflict;
+        file.conflicts = 1;
+        notes.insert(0, reason);
+    }
+    if !notes.is_empty() {
+        file.reason = Some(notes.join("; "));
+    }
     if let Some(from) = renamed_from {
         outcome.changes.push(Change::Delete { path: from.clone() });
     }
     outcome.changes.push(Change::Write {
         path: path.clone(),
-        entry: FileEntry::new(mode, merged.content.into_bytes()),
+        entry: FileEntry::new(mode, content.into_bytes()),
     });
     outcome.files.push(file);
 }

@@ -184,3 +184,61 @@ fn apply_changes(tree: &Tree, changes: &[Change]) -> Tree {
     }
     tree
 }
+
+/// A JSON object of `keys` with small values, laid out as npm writes `package.json`.
+fn json_doc(entries: &std::collections::BTreeMap<String, u8>, nested: bool) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(format!("^1.{v}.0"))))
+        .collect();
+    let value = if nested {
+        serde_json::json!({ "name": "app", "dependencies": map })
+    } else {
+        serde_json::Value::Object(map)
+    };
+    serde_json::to_string_pretty(&value).unwrap() + "\n"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A structured merge never drops a key only one side added, and what it returns parses.
+    #[test]
+    fn structured_json_merge_keeps_one_sided_keys(
+        base in prop::collection::btree_map("[a-e]", 0u8..5, 0..5),
+        ours_added in prop::collection::btree_map("o[a-e]", 0u8..5, 0..3),
+        theirs_added in prop::collection::btree_map("t[a-e]", 0u8..5, 0..3),
+        ours_bumps in prop::collection::btree_map("[a-e]", 0u8..9, 0..3),
+        theirs_bumps in prop::collection::btree_map("[a-e]", 0u8..9, 0..3),
+        nested in any::<bool>(),
+    ) {
+        let side = |added: &std::collections::BTreeMap<String, u8>, bumps: &std::collections::BTreeMap<String, u8>| {
+            let mut map = base.clone();
+            for (k, v) in bumps {
+                if let Some(value) = map.get_mut(k) {
+                    *value = *v;
+                }
+            }
+            map.extend(added.clone());
+            map
+        };
+        let ours = side(&ours_added, &ours_bumps);
+        let theirs = side(&theirs_added, &theirs_bumps);
+        let merged = uplift_merge::merge_json(&json_doc(&base, nested), &json_doc(&ours, nested), &json_doc(&theirs, nested));
+        if let Some(merged) = merged {
+            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Json, &merged.content).is_ok());
+            let value: serde_json::Value = serde_json::from_str(&merged.content).unwrap();
+            let object = if nested { &value["dependencies"] } else { &value };
+            for key in ours_added.keys().chain(theirs_added.keys()) {
+                prop_assert!(object.get(key).is_some(), "{key} lost: {}", merged.content);
+            }
+            for key in base.keys() {
+                prop_assert!(object.get(key).is_some(), "{key} lost: {}", merged.content);
+            }
+        } else {
+            // Only a nested dependency map decides bumps; a plain object with both sides
+            // changing one key differently is a genuine conflict.
+            prop_assert!(!nested, "dependency maps always merge");
+        }
+    }
+}

@@ -52,14 +52,17 @@ pub fn is_dirty(app: &Path) -> Result<Option<Vec<String>>, Error> {
 /// Writes the prepared changes, all or nothing.
 pub fn apply(prepared: &Prepared, options: &ApplyOptions) -> Result<ApplyOutcome, Error> {
     let app = prepared.app.as_path();
-    if !options.allow_dirty {
-        if let Some(dirty) = is_dirty(app)?.filter(|d| !d.is_empty()) {
-            let mut files = dirty.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-            if dirty.len() > 5 {
-                files.push_str(&format!(" and {} more", dirty.len() - 5));
-            }
-            return Err(Error::Dirty { files });
+    let dirty = if options.allow_dirty {
+        None
+    } else {
+        is_dirty(app)?
+    };
+    if let Some(dirty) = dirty.filter(|d| !d.is_empty()) {
+        let mut files = dirty.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        if dirty.len() > 5 {
+            files.push_str(&format!(" and {} more", dirty.len() - 5));
         }
+        return Err(Error::Dirty { files });
     }
     let repo = match &options.branch {
         Some(name) => {

@@ -1,0 +1,111 @@
+//! Merge cases as folders: `fixtures/merge/<case>/{base,ours,theirs,expected}/<file>`.
+//!
+//! Each case conflicts under plain `git merge-file` (checked here too) and must merge cleanly,
+//! to exactly `expected`, under Uplift.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use uplift_merge::{Action, MergeOptions, merge_trees};
+use uplift_tree::{Change, FileEntry, RelPath, Tree};
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/merge")
+}
+
+fn single(dir: &Path, name: &str) -> Tree {
+    let content = std::fs::read(dir.join(name)).unwrap();
+    [(RelPath::new(name).unwrap(), FileEntry::regular(content))]
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn every_case_merges_cleanly_where_git_merge_file_conflicts() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 5, "the cases are missing");
+    for case in cases {
+        let label = case.file_name().unwrap().to_string_lossy().into_owned();
+        let name = std::fs::read_dir(case.join("base"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name();
+        let name = name.to_str().unwrap();
+        let (base, ours, theirs) = (
+            single(&case.join("base"), name),
+            single(&case.join("ours"), name),
+            single(&case.join("theirs"), name),
+        );
+        let outcome = merge_trees(&base, &theirs, &ours, &MergeOptions::default());
+        assert_eq!(outcome.files.len(), 1, "{label}");
+        assert_eq!(
+            outcome.files[0].action,
+            Action::Merge,
+            "{label}: {:?}",
+            outcome.files[0]
+        );
+        let Change::Write { entry, .. } = &outcome.changes[0] else {
+            panic!("{label}: no write")
+        };
+        let expected = std::fs::read_to_string(case.join("expected").join(name)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&entry.content).unwrap(),
+            expected,
+            "{label}"
+        );
+
+        let scratch = tempfile::tempdir().unwrap();
+        let ours_copy = scratch.path().join("ours");
+        std::fs::copy(case.join("ours").join(name), &ours_copy).unwrap();
+        let git = Command::new("git")
+            .arg("merge-file")
+            .arg("-p")
+            .arg(&ours_copy)
+            .arg(case.join("base").join(name))
+            .arg(case.join("theirs").join(name))
+            .output()
+            .unwrap();
+        assert!(
+            git.status.code().unwrap_or(0) >= 1,
+            "{label}: git merge-file did not conflict"
+        );
+    }
+}
+
+#[test]
+fn a_merge_that_breaks_json_is_a_conflict_not_a_clean_merge() {
+    // Both sides add key "b", far apart: the lines merge cleanly into a duplicated key.
+    let base = "{\n  \"a\": 1,\n  \"m\": 2,\n  \"n\": 3,\n  \"z\": 4\n}\n";
+    let ours = base.replace("  \"a\": 1,\n", "  \"a\": 1,\n  \"b\": 1,\n");
+    let theirs = base.replace("  \"n\": 3,\n", "  \"n\": 3,\n  \"b\": 2,\n");
+    let tree = |text: &str| -> Tree {
+        [(
+            RelPath::new("x.json").unwrap(),
+            FileEntry::regular(text.as_bytes()),
+        )]
+        .into_iter()
+        .collect()
+    };
+    for structured in [false, true] {
+        let options = MergeOptions {
+            structured,
+            ..MergeOptions::default()
+        };
+        let outcome = merge_trees(&tree(base), &tree(&theirs), &tree(&ours), &options);
+        assert_eq!(
+            outcome.files[0].action,
+            Action::Conflict,
+            "{:?}",
+            outcome.files[0]
+        );
+        let reason = outcome.files[0].reason.clone().unwrap_or_default();
+        assert!(reason.contains("duplicate key \"b\""), "{reason}");
+    }
+}
