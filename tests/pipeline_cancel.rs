@@ -22,7 +22,11 @@ fn spawn(dir: &Path, pipeline: &str, args: &[&str]) -> Child {
 fn wait_for(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The file is written by `echo >`: give the shell a moment to finish the line.
@@ -30,7 +34,10 @@ fn wait_for(path: &Path) {
 }
 
 fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill").args([format!("-{sig}"), pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -40,7 +47,11 @@ fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             return (status.code(), text);
         }
         if Instant::now() > deadline {
@@ -54,7 +65,12 @@ fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
 fn alive(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
         Err(_) => false,
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
     }
 }
 
@@ -111,8 +127,16 @@ fn sigint_stops_everything_and_runs_finally() {
     let (code, output) = finish(child, Duration::from_secs(30));
     assert_eq!(code, Some(130), "{output}");
     // long-b ignores SIGTERM: it goes at SIGKILL after the 1 s grace, well before its sleep ends.
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
-    assert_eq!(std::fs::read_to_string(d.join("finally-ran")).unwrap(), "a=cancelled b=cancelled\n", "{output}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("finally-ran")).unwrap(),
+        "a=cancelled b=cancelled\n",
+        "{output}"
+    );
     assert!(!d.join("never-ran").exists());
     let pids = pids(d);
     assert_eq!(pids.len(), 3);
@@ -138,7 +162,11 @@ fn second_signal_forces() {
     signal(pid, "INT");
     let (code, output) = finish(child, Duration::from_secs(30));
     assert_eq!(code, Some(130), "{output}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     for p in pids(d) {
         assert!(!alive(&p), "process {p} survived a forced stop\n{output}");
     }

@@ -63,7 +63,10 @@ fn listing(dir: &Path) -> BTreeMap<String, (SystemTime, u64)> {
             if meta.is_dir() {
                 todo.push(entry.path());
             }
-            out.insert(entry.path().display().to_string(), (meta.modified().unwrap(), meta.len()));
+            out.insert(
+                entry.path().display().to_string(),
+                (meta.modified().unwrap(), meta.len()),
+            );
         }
     }
     out
@@ -82,7 +85,11 @@ fn plan_runs_nothing_and_changes_nothing() {
     let before = listing(d);
     for format in ["text", "json", "markdown"] {
         let out = plan(d, format);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(listing(d), before, "the plan changed files");
     assert!(!d.join("created-by-build").exists());
@@ -101,13 +108,26 @@ fn plan_text_json_markdown() {
 
     let json = plan(d, "json");
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let ids: Vec<&str> = json["stages"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = json["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["build", "deploy", "prod-only", "notify"]);
-    let layers: Vec<u64> = json["stages"].as_array().unwrap().iter().map(|s| s["layer"].as_u64().unwrap()).collect();
+    let layers: Vec<u64> = json["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["layer"].as_u64().unwrap())
+        .collect();
     assert_eq!(layers, [1, 2, 2, 3]);
     let deploy = &json["stages"][1];
     assert_eq!(deploy["env"]["TOKEN"], "***");
-    assert_eq!(deploy["with"]["run"], "echo deploying ${{ stages.build.outputs.tag }} to staging with ***");
+    assert_eq!(
+        deploy["with"]["run"],
+        "echo deploying ${{ stages.build.outputs.tag }} to staging with ***"
+    );
     assert_eq!(json["stages"][2]["would_run"], false);
     assert!(!json.to_string().contains("tok-9f8e7d"));
 

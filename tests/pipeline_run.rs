@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 fn uplift_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_uplift"));
-    cmd.args(args).current_dir(dir).env("NO_COLOR", "1").env_remove("UPLIFT_LOG");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("UPLIFT_LOG");
     for (k, _) in std::env::vars() {
         if k.starts_with("UPLIFT_SECRET_") {
             cmd.env_remove(k);
@@ -25,26 +28,43 @@ fn run_in(dir: &Path, text: &str, args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The only run folder under `dir/.uplift/runs`.
 fn run_dir(dir: &Path) -> PathBuf {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".uplift/runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".uplift/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     runs.sort();
     runs.pop().unwrap()
 }
 
 fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run_dir(dir).join("summary.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(run_dir(dir).join("summary.json")).unwrap())
+        .unwrap()
 }
 
 fn stage<'a>(summary: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    summary["stages"].as_array().unwrap().iter().find(|s| s["stage"] == id).unwrap_or_else(|| panic!("no {id}"))
+    summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == id)
+        .unwrap_or_else(|| panic!("no {id}"))
 }
 
 fn nanos(path: &Path) -> u128 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 const PARALLEL: &str = r#"
@@ -84,8 +104,12 @@ fn jobs_one_runs_one_at_a_time() {
     let d = dir.path();
     let out = run_in(d, PARALLEL, &["--jobs", "1"]);
     assert!(out.status.success(), "{}", text(&out));
-    let (ls, le, rs, re) =
-        (nanos(&d.join("left.start")), nanos(&d.join("left.end")), nanos(&d.join("right.start")), nanos(&d.join("right.end")));
+    let (ls, le, rs, re) = (
+        nanos(&d.join("left.start")),
+        nanos(&d.join("left.end")),
+        nanos(&d.join("right.start")),
+        nanos(&d.join("right.end")),
+    );
     assert!(le <= rs || re <= ls, "stages overlapped with --jobs 1");
 }
 
@@ -108,13 +132,21 @@ stages:
     let started = Instant::now();
     let out = run_in(d, pipeline, &["--grace", "2"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
     let s = summary(d);
     assert_eq!(stage(&s, "slow")["result"], "failure");
     assert_eq!(stage(&s, "slow")["reason"], "timed out after 1s");
     for pid_file in ["bg.pid", "sh.pid"] {
         let pid = std::fs::read_to_string(d.join(pid_file)).unwrap();
-        assert!(!alive(pid.trim()), "{pid_file} ({}) survived the timeout", pid.trim());
+        assert!(
+            !alive(pid.trim()),
+            "{pid_file} ({}) survived the timeout",
+            pid.trim()
+        );
     }
 }
 
@@ -122,7 +154,12 @@ fn alive(pid: &str) -> bool {
     // A zombie is dead for our purpose; /proc tells the state.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
     }
 }
 
@@ -164,7 +201,12 @@ stages:
     assert_eq!(stage(&s, "flaky")["result"], "success");
     assert_eq!(stage(&s, "hopeless")["result"], "failure");
     assert_eq!(stage(&s, "hopeless")["allowed_failure"], true);
-    assert!(stage(&s, "hopeless")["reason"].as_str().unwrap().contains("exited with code 7"));
+    assert!(
+        stage(&s, "hopeless")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 7")
+    );
 }
 
 #[test]
@@ -226,20 +268,34 @@ finally:
 "#;
     let out = run_in(d, pipeline, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(d.join("got.version")).unwrap(), "1.2.3\n");
-    assert_eq!(std::fs::read_to_string(d.join("got.notes")).unwrap(), "line one\nline two\n");
+    assert_eq!(
+        std::fs::read_to_string(d.join("got.version")).unwrap(),
+        "1.2.3\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("got.notes")).unwrap(),
+        "line one\nline two\n"
+    );
     assert!(!d.join("should-not-exist").exists());
     assert!(!d.join("should-not-exist-either").exists());
     assert!(!d.join("should-not-exist-3").exists());
     assert!(d.join("failure-handled").exists());
-    assert_eq!(std::fs::read_to_string(d.join("finally.result")).unwrap(), "failure\n");
+    assert_eq!(
+        std::fs::read_to_string(d.join("finally.result")).unwrap(),
+        "failure\n"
+    );
     let s = summary(d);
     assert_eq!(s["result"], "failure");
     let results: Vec<(String, String)> = s["stages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["stage"].as_str().unwrap().to_owned(), x["result"].as_str().unwrap().to_owned()))
+        .map(|x| {
+            (
+                x["stage"].as_str().unwrap().to_owned(),
+                x["result"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let expect = [
         ("build", "success"),
@@ -251,11 +307,17 @@ finally:
         ("cleanup", "success"),
         ("only-on-success", "skipped"),
     ];
-    let expect: Vec<(String, String)> = expect.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+    let expect: Vec<(String, String)> = expect
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
     assert_eq!(results, expect);
     // The summary table on stdout lists every stage with its result.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("only-if-quick") && stdout.contains("skipped"), "{stdout}");
+    assert!(
+        stdout.contains("only-if-quick") && stdout.contains("skipped"),
+        "{stdout}"
+    );
     assert!(stdout.contains("cleanup (finally)"), "{stdout}");
 }
 
@@ -263,7 +325,11 @@ finally:
 fn secrets_are_masked_in_every_output_channel() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("secrets.env"), "# test secrets\nFILE_TOKEN=file-s3cr3t-value\n").unwrap();
+    std::fs::write(
+        d.join("secrets.env"),
+        "# test secrets\nFILE_TOKEN=file-s3cr3t-value\n",
+    )
+    .unwrap();
     let pipeline = r#"
 stages:
   leak:
@@ -296,20 +362,43 @@ stages:
     };
     for events in ["text", "json"] {
         let _ = std::fs::remove_dir_all(d.join(".uplift"));
-        let out = uplift_cmd(d, &["run", "-p", "p.yml", "--secrets-file", "secrets.env", "--events", events])
-            .env("UPLIFT_SECRET_API_TOKEN", secret)
-            .output()
-            .unwrap();
+        let out = uplift_cmd(
+            d,
+            &[
+                "run",
+                "-p",
+                "p.yml",
+                "--secrets-file",
+                "secrets.env",
+                "--events",
+                events,
+            ],
+        )
+        .env("UPLIFT_SECRET_API_TOKEN", secret)
+        .output()
+        .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         let all = channels(&out);
-        assert!(!all.contains(secret), "secret leaked with --events {events}:\n{all}");
-        assert!(!all.contains("file-s3cr3t-value"), "file secret leaked with --events {events}:\n{all}");
+        assert!(
+            !all.contains(secret),
+            "secret leaked with --events {events}:\n{all}"
+        );
+        assert!(
+            !all.contains("file-s3cr3t-value"),
+            "file secret leaked with --events {events}:\n{all}"
+        );
         assert!(all.contains("stdout: *** and ***"), "{all}");
         assert!(all.contains("stderr: ***"), "{all}");
-        assert!(all.contains("\"token\": \"***\"") || all.contains("\"token\":\"***\""), "{all}");
+        assert!(
+            all.contains("\"token\": \"***\"") || all.contains("\"token\":\"***\""),
+            "{all}"
+        );
     }
     // The plan masks too.
-    let out = uplift_cmd(d, &["run", "--plan", "-p", "p.yml", "--format", "json"]).env("UPLIFT_SECRET_API_TOKEN", secret).output().unwrap();
+    let out = uplift_cmd(d, &["run", "--plan", "-p", "p.yml", "--format", "json"])
+        .env("UPLIFT_SECRET_API_TOKEN", secret)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains(secret));
     assert!(text(&out).contains("***"));
@@ -335,7 +424,11 @@ stages:
     with: { run: touch d.ran }
 "#;
     let ran = |d: &Path| -> Vec<String> {
-        ["a", "b", "c", "d"].iter().filter(|s| d.join(format!("{s}.ran")).exists()).map(|s| (*s).to_owned()).collect()
+        ["a", "b", "c", "d"]
+            .iter()
+            .filter(|s| d.join(format!("{s}.ran")).exists())
+            .map(|s| (*s).to_owned())
+            .collect()
     };
     let dir = tempfile::tempdir().unwrap();
     let out = run_in(dir.path(), pipeline, &["--only", "b"]);
@@ -356,9 +449,14 @@ fn json_events_are_machine_readable() {
     let pipeline = "stages:\n  a:\n    uses: run\n    with: { run: echo hello }\n  b:\n    uses: run\n    needs: a\n    with: { run: echo world }\n";
     let out = run_in(dir.path(), pipeline, &["--events", "json"]);
     assert!(out.status.success(), "{}", text(&out));
-    let events: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -391,7 +489,11 @@ fn a_second_run_is_refused_and_a_stale_lock_recovered() {
     }
     let second = uplift_cmd(d, &["run", "-p", "p.yml"]).output().unwrap();
     assert_eq!(second.status.code(), Some(3), "{}", text(&second));
-    assert!(text(&second).contains("already running"), "{}", text(&second));
+    assert!(
+        text(&second).contains("already running"),
+        "{}",
+        text(&second)
+    );
     assert!(first.wait().unwrap().success());
     assert!(!d.join(".uplift/lock").exists(), "lock not released");
 
@@ -399,7 +501,11 @@ fn a_second_run_is_refused_and_a_stale_lock_recovered() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let stale = serde_json::json!({"pid": 2_000_000_000u32, "host": host.trim(), "started": "2020-01-01T00:00:00Z", "pipeline": "p"});
     std::fs::write(d.join(".uplift/lock"), stale.to_string()).unwrap();
-    std::fs::write(d.join("p.yml"), "stages:\n  a:\n    uses: run\n    with: { run: \"true\" }\n").unwrap();
+    std::fs::write(
+        d.join("p.yml"),
+        "stages:\n  a:\n    uses: run\n    with: { run: \"true\" }\n",
+    )
+    .unwrap();
     let out = uplift_cmd(d, &["run", "-p", "p.yml"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }

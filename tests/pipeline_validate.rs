@@ -52,22 +52,42 @@ fn valid_file_passes() {
 
 #[test]
 fn yaml_syntax_error() {
-    assert_one("stages:\n  a:\n    uses: run\n   with: [\n", 4, 4, "invalid YAML");
+    assert_one(
+        "stages:\n  a:\n    uses: run\n   with: [\n",
+        4,
+        4,
+        "invalid YAML",
+    );
 }
 
 #[test]
 fn unknown_top_level_key() {
-    assert_one("nmae: x\nstages:\n  a:\n    uses: run\n    with: {run: x}\n", 1, 1, "unknown key `nmae`");
+    assert_one(
+        "nmae: x\nstages:\n  a:\n    uses: run\n    with: {run: x}\n",
+        1,
+        1,
+        "unknown key `nmae`",
+    );
 }
 
 #[test]
 fn unknown_stage_key() {
-    assert_one("stages:\n  a:\n    uses: run\n    neds: [b]\n    with: {run: x}\n", 4, 5, "unknown field `neds`");
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    neds: [b]\n    with: {run: x}\n",
+        4,
+        5,
+        "unknown field `neds`",
+    );
 }
 
 #[test]
 fn unknown_with_key() {
-    assert_one("stages:\n  a:\n    uses: run\n    with:\n      run: x\n      shel: bash\n", 6, 7, "unknown field `shel`");
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    with:\n      run: x\n      shel: bash\n",
+        6,
+        7,
+        "unknown field `shel`",
+    );
 }
 
 #[test]
@@ -82,7 +102,12 @@ fn wrong_type() {
 
 #[test]
 fn unknown_stage_type() {
-    assert_one("stages:\n  a:\n    uses: runn\n    with: {run: x}\n", 3, 11, "unknown stage type `runn`");
+    assert_one(
+        "stages:\n  a:\n    uses: runn\n    with: {run: x}\n",
+        3,
+        11,
+        "unknown stage type `runn`",
+    );
 }
 
 #[test]
@@ -103,12 +128,22 @@ fn cycle_is_named() {
 
 #[test]
 fn expression_does_not_parse() {
-    assert_one("stages:\n  a:\n    uses: run\n    with:\n      run: echo ${{ env.X == }}\n", 5, 30, "invalid expression");
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    with:\n      run: echo ${{ env.X == }}\n",
+        5,
+        30,
+        "invalid expression",
+    );
 }
 
 #[test]
 fn condition_does_not_parse() {
-    assert_one("stages:\n  a:\n    uses: run\n    if: success( && true\n    with: {run: x}\n", 4, 16, "invalid expression");
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    if: success( && true\n    with: {run: x}\n",
+        4,
+        16,
+        "invalid expression",
+    );
 }
 
 #[test]
@@ -135,8 +170,18 @@ fn expression_stage_not_needed() {
 
 #[test]
 fn unknown_function_and_root() {
-    assert_one("stages:\n  a:\n    uses: run\n    if: succes()\n    with: {run: x}\n", 4, 9, "unknown function `succes()`");
-    assert_one("stages:\n  a:\n    uses: run\n    with:\n      run: ${{ github.sha }}\n", 5, 16, "unknown name `github`");
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    if: succes()\n    with: {run: x}\n",
+        4,
+        9,
+        "unknown function `succes()`",
+    );
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    with:\n      run: ${{ github.sha }}\n",
+        5,
+        16,
+        "unknown name `github`",
+    );
 }
 
 #[test]
@@ -161,11 +206,19 @@ fn examples_are_valid() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yml") {
             let out = uplift(root, &["validate", "-p", path.to_str().unwrap()]);
-            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 3, "expected the example pipelines, found {checked}");
+    assert!(
+        checked >= 3,
+        "expected the example pipelines, found {checked}"
+    );
 }
 
 #[test]
@@ -181,5 +234,8 @@ fn committed_schema_is_current() {
     );
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
     let uses = &schema["definitions"]["StageFile"]["properties"]["uses"]["enum"];
-    assert!(uses.as_array().unwrap().iter().any(|v| v == "run"), "{uses}");
+    assert!(
+        uses.as_array().unwrap().iter().any(|v| v == "run"),
+        "{uses}"
+    );
 }

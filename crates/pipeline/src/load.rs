@@ -370,7 +370,9 @@ impl<'a> Checker<'a> {
         if let Some(TemplateSpec::PerRelease(list)) = &up.template {
             for (i, entry) in list.iter().enumerate() {
                 let ok = match entry.split_once('=') {
-                    Some((v, d)) => semver::Version::parse(v.trim()).is_ok() && !d.trim().is_empty(),
+                    Some((v, d)) => {
+                        semver::Version::parse(v.trim()).is_ok() && !d.trim().is_empty()
+                    }
                     None => !entry.trim().is_empty(),
                 };
                 if !ok {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use uplift_exec::{
-    BoxFuture, Outputs, PlanContext, ProcessSpec, ResolvedStage, RunContext, Stage, StageError, StagePlan,
+    BoxFuture, Outputs, PlanContext, ProcessSpec, ResolvedStage, RunContext, Stage, StageError,
+    StagePlan,
 };
 use uplift_pipeline::StageSpec;
 use uplift_pipeline::with::{RUN_SPEC, RunWith, parse_with};
@@ -22,7 +23,10 @@ pub fn shell_argv(shell: Option<&str>, script: &str) -> Result<Vec<String>, Stag
         .filter(|a| !a.is_empty())
         .ok_or_else(|| StageError::Settings(format!("cannot split shell `{shell}` into words")))?;
     let program = argv.first().cloned().unwrap_or_default();
-    let base = std::path::Path::new(&program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = std::path::Path::new(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if argv.len() == 1 && ERREXIT_SHELLS.contains(&base.as_str()) {
         argv.push(String::from("-e"));
     }
@@ -32,11 +36,14 @@ pub fn shell_argv(shell: Option<&str>, script: &str) -> Result<Vec<String>, Stag
 }
 
 fn settings(stage: &ResolvedStage) -> Result<RunWith, StageError> {
-    parse_with::<RunWith>(&stage.with).map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
+    parse_with::<RunWith>(&stage.with)
+        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
 }
 
 fn quote(arg: &str) -> String {
-    shlex::try_quote(arg).map(|q| q.into_owned()).unwrap_or_else(|_| arg.to_owned())
+    shlex::try_quote(arg)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| arg.to_owned())
 }
 
 impl Stage for RunStage {
@@ -48,11 +55,28 @@ impl Stage for RunStage {
         let with = settings(stage)?;
         let argv = shell_argv(with.shell.as_deref(), &with.run)?;
         let dir = with.working_directory.as_deref().unwrap_or(".");
-        let first = with.run.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        let more = if with.run.trim().lines().count() > 1 { " …" } else { "" };
-        let cwd = if dir == "." { ctx.work_dir.to_owned() } else { ctx.work_dir.join(dir) };
+        let first = with
+            .run
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        let more = if with.run.trim().lines().count() > 1 {
+            " …"
+        } else {
+            ""
+        };
+        let cwd = if dir == "." {
+            ctx.work_dir.to_owned()
+        } else {
+            ctx.work_dir.join(dir)
+        };
         let (program, rest) = argv.split_at(argv.len().saturating_sub(1));
-        let command = program.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
+        let command = program
+            .iter()
+            .map(|a| quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut actions = vec![format!("in {}: {command} <<'SCRIPT'", cwd.display())];
         if let Some(script) = rest.first() {
             actions.push(format!("{}\nSCRIPT", script.trim_end()));
@@ -64,19 +88,33 @@ impl Stage for RunStage {
         })
     }
 
-    fn run<'a>(&'a self, ctx: RunContext, stage: &'a ResolvedStage) -> BoxFuture<'a, Result<Outputs, StageError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: RunContext,
+        stage: &'a ResolvedStage,
+    ) -> BoxFuture<'a, Result<Outputs, StageError>> {
         Box::pin(async move {
             let with = settings(stage)?;
             let argv = shell_argv(with.shell.as_deref(), &with.run)?;
-            let (program, args) = argv.split_first().ok_or_else(|| StageError::Settings(String::from("empty shell")))?;
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| StageError::Settings(String::from("empty shell")))?;
             let cwd = match &with.working_directory {
                 Some(dir) => ctx.work_dir.join(dir),
                 None => ctx.work_dir.clone(),
             };
             if !cwd.is_dir() {
-                return Err(StageError::Settings(format!("working-directory {} is not a folder", cwd.display())));
+                return Err(StageError::Settings(format!(
+                    "working-directory {} is not a folder",
+                    cwd.display()
+                )));
             }
-            let spec = ProcessSpec { program: program.clone(), args: args.to_vec(), cwd, env: stage.env.clone() };
+            let spec = ProcessSpec {
+                program: program.clone(),
+                args: args.to_vec(),
+                cwd,
+                env: stage.env.clone(),
+            };
             let exit = ctx.spawner.run(&spec).await?;
             let mut outputs = Outputs::new();
             if let Some(code) = exit.code {
@@ -91,8 +129,16 @@ impl Stage for RunStage {
                 (None, None) => String::from("ended without a status"),
             };
             let shell = with.shell.as_deref().unwrap_or("sh");
-            let first = with.run.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            Err(StageError::Failed { message: format!("`{shell}: {first}` {how}"), tail: exit.tail })
+            let first = with
+                .run
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            Err(StageError::Failed {
+                message: format!("`{shell}: {first}` {how}"),
+                tail: exit.tail,
+            })
         })
     }
 }
@@ -104,10 +150,22 @@ mod tests {
 
     #[test]
     fn argv_for_shells() {
-        assert_eq!(shell_argv(None, "echo hi").unwrap(), ["sh", "-e", "-c", "echo hi"]);
-        assert_eq!(shell_argv(Some("/bin/bash"), "x").unwrap(), ["/bin/bash", "-e", "-c", "x"]);
-        assert_eq!(shell_argv(Some("python3"), "x").unwrap(), ["python3", "-c", "x"]);
-        assert_eq!(shell_argv(Some("bash -o pipefail"), "x").unwrap(), ["bash", "-o", "pipefail", "-c", "x"]);
+        assert_eq!(
+            shell_argv(None, "echo hi").unwrap(),
+            ["sh", "-e", "-c", "echo hi"]
+        );
+        assert_eq!(
+            shell_argv(Some("/bin/bash"), "x").unwrap(),
+            ["/bin/bash", "-e", "-c", "x"]
+        );
+        assert_eq!(
+            shell_argv(Some("python3"), "x").unwrap(),
+            ["python3", "-c", "x"]
+        );
+        assert_eq!(
+            shell_argv(Some("bash -o pipefail"), "x").unwrap(),
+            ["bash", "-o", "pipefail", "-c", "x"]
+        );
         assert!(shell_argv(Some("'unterminated"), "x").is_err());
     }
 }

@@ -1,19 +1,163 @@
 //! `uses: upgrade`: merge an upstream release into the app (settings in `with` and the
-//! pipeline's `upstream:` block). Its settings are modelled and checked; the execution is wired
-//! to `uplift-upgrade` by the upgrade engine's owner. Until then plan and run fail clearly.
+//! pipeline's `upstream:` block), through `uplift-upgrade`.
+//!
+//! Outputs: `from`, `to`, `files`, `conflicts` (regions), `conflicting-files`, `changed`
+//! (`true` when the app's tree changed), `commit` (with `branch`), and for `check: true`:
+//! `current`, `latest`, `available`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use uplift_exec::{BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan};
+use uplift_exec::{
+    BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan,
+};
+use uplift_merge::{ConflictStyle as MergeStyle, MergeOptions, TextOptions};
 use uplift_pipeline::StageSpec;
-use uplift_pipeline::with::{UPGRADE_SPEC, UpgradeWith, parse_with};
+use uplift_pipeline::model::{TemplateSpec, Upstream as UpstreamSpec};
+use uplift_pipeline::with::{ConflictStyle, UPGRADE_SPEC, UpgradeWith, parse_with};
+use uplift_template::Lineage;
+use uplift_upgrade::report::{self, Colour};
+use uplift_upgrade::{ApplyOptions, Marker, Prepared, UpgradeRequest, Upstream, UpstreamConfig};
 
 /// The `upgrade` stage type.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpgradeStage;
 
 fn settings(stage: &ResolvedStage) -> Result<UpgradeWith, StageError> {
-    parse_with::<UpgradeWith>(&stage.with).map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
+    parse_with::<UpgradeWith>(&stage.with)
+        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
+}
+
+fn failed(message: impl std::fmt::Display) -> StageError {
+    StageError::Failed {
+        message: message.to_string(),
+        tail: Vec::new(),
+    }
+}
+
+/// Makes a local source path relative to the pipeline's folder; URLs are left alone.
+fn resolve_source(source: &str, work_dir: &Path) -> String {
+    let (kind, location) = match source.split_once(':') {
+        Some((kind @ ("git" | "dir"), location)) => (kind, location),
+        _ => return source.to_string(),
+    };
+    let is_url = location.contains("://") || location.starts_with("git@");
+    if is_url || Path::new(location).is_absolute() {
+        return source.to_string();
+    }
+    format!("{kind}:{}", work_dir.join(location).display())
+}
+
+/// The upgrade engine's configuration from the pipeline's `upstream:` block.
+pub fn upstream_config(
+    spec: &UpstreamSpec,
+    work_dir: &Path,
+) -> Result<(UpstreamConfig, Marker), StageError> {
+    if let Some(preset) = &spec.preset {
+        return Err(StageError::Settings(format!(
+            "upstream preset `{preset}` is not available in this build; give `source` and `template`"
+        )));
+    }
+    let mut config = UpstreamConfig::new(resolve_source(&spec.source, work_dir));
+    let entries: Vec<String> = match &spec.template {
+        None => Vec::new(),
+        Some(TemplateSpec::Path(path)) => vec![path.clone()],
+        Some(TemplateSpec::PerRelease(list)) => list.clone(),
+    };
+    config.lineage = Lineage::parse(&entries).map_err(|e| StageError::Settings(e.to_string()))?;
+    config.values = spec
+        .values
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    let marker = match &spec.marker {
+        Some(marker) => Marker {
+            file: marker.file.clone(),
+            field: marker.field.clone(),
+        },
+        None => Marker::default(),
+    };
+    Ok((config, marker))
+}
+
+struct Job {
+    upstream: UpstreamConfig,
+    request: UpgradeRequest,
+    with: UpgradeWith,
+}
+
+fn job(
+    upstream: Option<&UpstreamSpec>,
+    work_dir: &Path,
+    stage: &ResolvedStage,
+) -> Result<Job, StageError> {
+    let with = settings(stage)?;
+    let spec = upstream
+        .ok_or_else(|| StageError::Settings("the pipeline has no `upstream:` block".to_string()))?;
+    let (config, marker) = upstream_config(spec, work_dir)?;
+    let style = match with.conflict_style {
+        ConflictStyle::Merge => MergeStyle::Merge,
+        ConflictStyle::Diff3 => MergeStyle::Diff3,
+    };
+    let request = UpgradeRequest {
+        app: work_dir.join(PathBuf::from(&with.app)),
+        from: None,
+        to: with.to.clone(),
+        marker,
+        merge: MergeOptions {
+            text: TextOptions {
+                style,
+                ..TextOptions::default()
+            },
+            ..MergeOptions::default()
+        },
+    };
+    Ok(Job {
+        upstream: config,
+        request,
+        with,
+    })
+}
+
+fn prepare(job: &Job) -> Result<Prepared, StageError> {
+    let upstream = Upstream::open(job.upstream.clone()).map_err(failed)?;
+    uplift_upgrade::prepare(&upstream, &job.request).map_err(failed)
+}
+
+fn check_outputs(job: &Job) -> Result<Outputs, StageError> {
+    let upstream = Upstream::open(job.upstream.clone()).map_err(failed)?;
+    let current = job.request.marker.read(&job.request.app).map_err(failed)?;
+    let latest = upstream
+        .releases()
+        .latest()
+        .map_err(|e| failed(e.to_string()))?;
+    let current_version = upstream
+        .releases()
+        .resolve(&current)
+        .map_err(|e| failed(e.to_string()))?;
+    let mut outputs = Outputs::new();
+    outputs.insert("current".into(), current_version.to_string());
+    outputs.insert("latest".into(), latest.to_string());
+    outputs.insert(
+        "available".into(),
+        (latest.version > current_version.version).to_string(),
+    );
+    Ok(outputs)
+}
+
+fn plan_outputs(prepared: &Prepared) -> Outputs {
+    let plan = &prepared.plan;
+    let mut outputs = Outputs::new();
+    outputs.insert("from".into(), plan.from.clone());
+    outputs.insert("to".into(), plan.to.clone());
+    outputs.insert("files".into(), plan.summary.files.to_string());
+    outputs.insert("conflicts".into(), plan.summary.conflicts.to_string());
+    outputs.insert(
+        "conflicting-files".into(),
+        plan.summary.conflict.to_string(),
+    );
+    outputs.insert("changed".into(), (!prepared.changes.is_empty()).to_string());
+    outputs
 }
 
 impl Stage for UpgradeStage {
@@ -22,20 +166,116 @@ impl Stage for UpgradeStage {
     }
 
     fn plan(&self, ctx: &PlanContext<'_>, stage: &ResolvedStage) -> Result<StagePlan, StageError> {
-        let _with = settings(stage)?;
-        if ctx.upstream.is_none() {
-            return Err(StageError::Settings(String::from("the pipeline has no `upstream:` block")));
+        let job = job(ctx.upstream, ctx.work_dir, stage)?;
+        if job.with.check {
+            let outputs = check_outputs(&job)?;
+            return Ok(StagePlan {
+                summary: format!(
+                    "check for an upgrade: at {}, latest {}",
+                    outputs.get("current").cloned().unwrap_or_default(),
+                    outputs.get("latest").cloned().unwrap_or_default()
+                ),
+                actions: Vec::new(),
+                detail: serde_json::Value::Null,
+            });
         }
-        Err(StageError::NotWired("upgrade"))
+        let prepared = prepare(&job)?;
+        let plan = &prepared.plan;
+        let text = report::text(plan, Colour::Never);
+        Ok(StagePlan {
+            summary: format!(
+                "upgrade {} -> {}: {}",
+                plan.from,
+                plan.to,
+                report::summary_line(plan)
+            ),
+            actions: text.lines().skip(1).map(|l| l.trim().to_string()).collect(),
+            detail: serde_json::to_value(plan).unwrap_or(serde_json::Value::Null),
+        })
     }
 
-    fn run<'a>(&'a self, ctx: RunContext, stage: &'a ResolvedStage) -> BoxFuture<'a, Result<Outputs, StageError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: RunContext,
+        stage: &'a ResolvedStage,
+    ) -> BoxFuture<'a, Result<Outputs, StageError>> {
         Box::pin(async move {
-            let _with = settings(stage)?;
-            if ctx.upstream.is_none() {
-                return Err(StageError::Settings(String::from("the pipeline has no `upstream:` block")));
-            }
-            Err(StageError::NotWired("upgrade"))
+            let job = job(ctx.upstream.as_ref(), &ctx.work_dir, stage)?;
+            let output = ctx.output.clone();
+            // git2 and file I/O are blocking: keep them off the executor's threads.
+            tokio::task::spawn_blocking(move || {
+                if job.with.check {
+                    let outputs = check_outputs(&job)?;
+                    output.info(&format!(
+                        "at {}, latest {}: upgrade available: {}",
+                        outputs
+                            .get("current")
+                            .map(String::as_str)
+                            .unwrap_or_default(),
+                        outputs
+                            .get("latest")
+                            .map(String::as_str)
+                            .unwrap_or_default(),
+                        outputs
+                            .get("available")
+                            .map(String::as_str)
+                            .unwrap_or_default()
+                    ));
+                    return Ok(outputs);
+                }
+                let prepared = prepare(&job)?;
+                for line in report::text(&prepared.plan, Colour::Never).lines() {
+                    output.info(line);
+                }
+                let options = ApplyOptions {
+                    branch: job.with.branch.clone(),
+                    allow_dirty: false,
+                };
+                let applied = uplift_upgrade::apply(&prepared, &options).map_err(failed)?;
+                let mut outputs = plan_outputs(&prepared);
+                if let Some(commit) = applied.commit {
+                    outputs.insert("commit".into(), commit);
+                }
+                if prepared.plan.has_conflicts() && !job.with.allow_conflicts {
+                    return Err(StageError::Failed {
+                        message: format!(
+                            "{} conflict(s) remain in {} file(s); their markers are written",
+                            prepared.plan.summary.conflicts, prepared.plan.summary.conflict
+                        ),
+                        tail: prepared
+                            .plan
+                            .files
+                            .iter()
+                            .filter(|f| f.action == uplift_merge::Action::Conflict)
+                            .map(|f| {
+                                format!("{}: {}", f.path, f.reason.clone().unwrap_or_default())
+                            })
+                            .collect(),
+                    });
+                }
+                Ok(outputs)
+            })
+            .await
+            .map_err(|e| failed(format!("the upgrade task stopped: {e}")))?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_sources_are_relative_to_the_pipeline() {
+        let dir = Path::new("/repo/pipelines/..");
+        assert_eq!(
+            resolve_source("dir:fixtures/t", dir),
+            "dir:/repo/pipelines/../fixtures/t"
+        );
+        assert_eq!(resolve_source("git:/abs/repo", dir), "git:/abs/repo");
+        assert_eq!(
+            resolve_source("git:https://example.invalid/r.git", dir),
+            "git:https://example.invalid/r.git"
+        );
     }
 }
