@@ -1,0 +1,250 @@
+//! `uplift rollback` on a real Docker target: returns to the previous release; SIGINT in the
+//! middle leaves the release that was serving, under load, with no stray container. With
+//! `CI=true`, a missing Docker engine fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use uplift_stages::deploy::docker::{Deployer, DockerDeploySpec, HealthCheck};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no Docker engine"
+        );
+        eprintln!("skipping: no Docker engine");
+    }
+    ok
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn build(tag: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
+    std::fs::create_dir(ctx.path().join("www")).unwrap();
+    std::fs::write(ctx.path().join("www/health"), "ok\n").unwrap();
+    std::fs::write(ctx.path().join("www/version"), format!("{tag}\n")).unwrap();
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "-q",
+            "-t",
+            &format!("uplift-deploy-fixture:{tag}"),
+            "-f",
+        ])
+        .arg(root().join("fixtures/deploy/Dockerfile"))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=dev.uplift.deploy.target={}", self.0),
+            ])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["rm", "-f", id]).output();
+            }
+        }
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &format!("{}-load", self.0)])
+            .output();
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
+fn spec(target: &str, tag: &str) -> DockerDeploySpec {
+    // The network is named after the target, as `uplift rollback` assumes by default.
+    let mut spec = DockerDeploySpec::new(target, format!("uplift-deploy-fixture:{tag}"), target);
+    spec.replicas = 3;
+    spec.health = HealthCheck::Image;
+    spec.health_timeout_secs = 20;
+    spec.drain_ms = 1000;
+    spec.stop_timeout_secs = 2;
+    spec
+}
+
+/// `name state release` of the target's containers.
+fn containers(target: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=dev.uplift.deploy.target={target}"),
+        "--format",
+        "{{.Names}} {{.State}} {{.Label \"dev.uplift.deploy.release\"}}",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn versions(target: &str) -> Vec<String> {
+    docker(&[
+        "run", "--rm", "--network", target, "--entrypoint", "/bin/sh", "uplift-deploy-fixture:v1", "-c",
+        &format!("for i in 1 2 3 4 5 6 7 8 9; do timeout 5 wget -q -O - http://{target}:8080/version || echo FAIL; done"),
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn uplift(lock_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_uplift"));
+    cmd.env("XDG_RUNTIME_DIR", lock_dir);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served() {
+    if !docker_available() {
+        return;
+    }
+    build("v1");
+    build("v2");
+    let target = format!("upt-cli-{}", std::process::id());
+    let _cleanup = Cleanup(target.clone());
+    let runtime_dir = tempfile::tempdir().unwrap();
+    let locks = runtime_dir.path().join("uplift/locks");
+    let deployer = Deployer::connect().await.unwrap().with_lock_dir(&locks);
+    let cancel = CancellationToken::new();
+    let none = Default::default();
+    deployer
+        .deploy(&spec(&target, "v1"), &none, None, &cancel)
+        .await
+        .unwrap();
+    deployer
+        .deploy(&spec(&target, "v2"), &none, None, &cancel)
+        .await
+        .unwrap();
+    assert!(versions(&target).iter().all(|v| v == "v2"));
+
+    // Load through the alias while the rollback is interrupted by SIGINT.
+    let script = std::fs::read_to_string(root().join("fixtures/deploy/load.sh")).unwrap();
+    let load = format!("{target}-load");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &load,
+        "--network",
+        &target,
+        "--entrypoint",
+        "/bin/sh",
+        "uplift-deploy-fixture:v1",
+        "-c",
+        &script,
+        "load",
+        &format!("http://{target}:8080/version"),
+        "4000",
+        "90",
+    ]);
+    let started = Instant::now();
+    let child = uplift(runtime_dir.path())
+        .args(["rollback", &target])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-roll: the first v1 container is healthy and one v2 container is draining.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+    docker_quiet_stop(&load);
+    let summary = docker(&["logs", &load]);
+    println!(
+        "SIGINT during `uplift rollback` after {:?}: load {summary}",
+        started.elapsed()
+    );
+    let now = containers(&target);
+    assert_eq!(now.len(), 3, "no stray containers: {now:?}");
+    assert!(
+        now.iter().all(|c| c.ends_with("running 2")),
+        "release 2 still serves: {now:?}"
+    );
+    assert!(versions(&target).iter().all(|v| v == "v2"));
+
+    // A full rollback: release 1's image and settings, from the labels alone.
+    let out = uplift(runtime_dir.path())
+        .args(["rollback", &target])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "rolled back {target} to release 1 (now release 3, image sha256:"
+        )),
+        "{stdout}"
+    );
+    assert!(versions(&target).iter().all(|v| v == "v1"));
+    let now = containers(&target);
+    assert!(
+        now.len() == 3 && now.iter().all(|c| c.ends_with("running 3")),
+        "{now:?}"
+    );
+
+    // A named release that was never recorded: bad input.
+    let out = uplift(runtime_dir.path())
+        .args(["rollback", &target, "--to", "42"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no record of release 42"));
+}
+
+fn docker_quiet_stop(load: &str) {
+    let _ = Command::new("docker")
+        .args(["exec", load, "/bin/busybox", "touch", "/tmp/stop"])
+        .output();
+    let _ = Command::new("docker").args(["wait", load]).output();
+}
