@@ -118,6 +118,9 @@ pub fn summary_line(plan: &Plan) -> String {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
+    if parts.is_empty() {
+        return "0 files: nothing to do".to_string();
+    }
     let verdict = if s.conflict == 0 {
         "no conflicts".to_string()
     } else {

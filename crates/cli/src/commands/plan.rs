@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use uplift_upgrade::report::{self, Colour};
-use uplift_upgrade::{Prepared, UpgradeRequest};
+use uplift_upgrade::{Marker, Prepared, UpgradeRequest, Upstream, UpstreamConfig};
 
 use crate::GlobalArgs;
 use crate::commands::upstream::{MarkerArgs, MergeArgs, UpstreamArgs, default_app, upgrade_error};
@@ -26,6 +26,11 @@ pub struct UpgradeArgs {
     pub app: PathBuf,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+    /// A pipeline file. `plan -p FILE` plans the whole pipeline (every stage, resolved and
+    /// masked); `apply -p FILE` reads the upstream (source, template, values, marker) from
+    /// its `upstream:` block instead of flags.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
     /// The app's release (default: read from the marker file).
     #[arg(long)]
     pub from: Option<String>,
@@ -49,16 +54,34 @@ pub enum Format {
 impl UpgradeArgs {
     /// Opens the upstream and prepares the upgrade (reads only).
     pub fn prepare(&self) -> Result<Prepared, CliError> {
-        let upstream = self.upstream.open()?;
+        let (config, marker) = match (&self.pipeline, &self.upstream.upstream) {
+            (Some(file), None) => upstream_from_pipeline(file)?,
+            _ => (self.upstream.config()?, self.marker.marker()),
+        };
+        let upstream = Upstream::open(config).map_err(upgrade_error)?;
         let request = UpgradeRequest {
             app: self.app.clone(),
             from: self.from.clone(),
             to: self.to.clone(),
-            marker: self.marker.marker(),
+            marker,
             merge: self.merge.options(),
         };
         uplift_upgrade::prepare(&upstream, &request).map_err(upgrade_error)
     }
+}
+
+/// The upstream block of a pipeline file, with local paths relative to the file's folder.
+fn upstream_from_pipeline(file: &std::path::Path) -> Result<(UpstreamConfig, Marker), CliError> {
+    let pipeline = crate::commands::validate::load_pipeline(file, false)?;
+    let spec = pipeline.upstream.as_ref().ok_or_else(|| {
+        CliError::new(
+            Exit::BadInput,
+            format!("{} has no `upstream:` block", file.display()),
+        )
+    })?;
+    let dir = std::env::current_dir().map_err(|e| CliError::from_error(Exit::Environment, &e))?;
+    uplift_stages::upgrade::upstream_config(spec, &dir)
+        .map_err(|e| CliError::from_error(Exit::BadInput, &e))
 }
 
 /// Prints the plan in `format` to stdout.
@@ -77,6 +100,21 @@ pub fn print(prepared: &Prepared, format: Format) {
 }
 
 pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
+    if let Some(file) = &args.upgrade.pipeline {
+        use uplift_exec::PlanFormat;
+        let format = match args.format {
+            Format::Text => PlanFormat::Text,
+            Format::Json => PlanFormat::Json,
+            Format::Markdown => PlanFormat::Markdown,
+            Format::Patch => {
+                return Err(
+                    CliError::new(Exit::BadInput, "a pipeline plan has no patch format")
+                        .with_hint("use --format text, json or markdown"),
+                );
+            }
+        };
+        return crate::commands::run::plan_pipeline_file(file, format, &[], None, None);
+    }
     let prepared = args.upgrade.prepare()?;
     print(&prepared, args.format);
     Ok(Exit::Success)
