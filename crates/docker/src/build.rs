@@ -5,7 +5,7 @@ use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
-use crate::context::{BuildContext, ContextSummary};
+use crate::context::ContextSummary;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::reference::ImageRef;
@@ -182,19 +182,12 @@ pub async fn build_image(
         ImageRef::parse(tag)?;
     }
 
-    let dir = req.context_dir.clone();
-    let df = dockerfile.clone();
-    let context = tokio::task::spawn_blocking(move || BuildContext::pack(&dir, &df))
-        .await
-        .map_err(|e| Error::Build {
-            dockerfile: dockerfile.clone(),
-            message: format!("packing the context stopped: {e}"),
-        })??;
+    let context = crate::context::stream(req.context_dir.clone(), dockerfile.clone()).await?;
     tracing::debug!(
         files = context.summary.files,
         bytes = context.summary.bytes,
         ?builder,
-        "build context packed"
+        "build context walked; packing while sending"
     );
 
     let build_args: HashMap<&str, &str> = req
@@ -228,23 +221,48 @@ pub async fn build_image(
             .session(&session);
     }
     let summary = context.summary;
-    let body = bollard::body_full(bytes::Bytes::from(context.tar));
+    let packer = context.packer;
+    let chunks = futures_util::stream::unfold(context.chunks, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let body = bollard::body_stream(chunks);
     let mut stream = engine.docker().build_image(opts.build(), None, Some(body));
 
     let mut image_id: Option<String> = None;
     let mut last_lines: Vec<String> = Vec::new();
+    let mut failure: Option<Error> = None;
     while let Some(item) = stream.next().await {
-        let info = match item {
-            Ok(info) => info,
+        match item {
+            Ok(info) => handle_info(info, &mut image_id, &mut last_lines, on_event),
             Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(Error::Build {
-                    dockerfile,
+                failure = Some(Error::Build {
+                    dockerfile: dockerfile.clone(),
                     message: with_tail(error.trim(), &last_lines),
                 });
+                break;
             }
-            Err(e) => return Err(Error::engine(format!("build image from {dockerfile}"), e)),
-        };
-        handle_info(info, &mut image_id, &mut last_lines, on_event);
+            Err(e) => {
+                failure = Some(Error::engine(format!("build image from {dockerfile}"), e));
+                break;
+            }
+        }
+    }
+    drop(stream);
+    // The packer's own failure (an unreadable file) is the root cause of a truncated context;
+    // its "engine stopped reading" is only a consequence of the engine's error.
+    let packed = packer.await.map_err(|e| Error::Build {
+        dockerfile: dockerfile.clone(),
+        message: format!("packing the context stopped: {e}"),
+    })?;
+    match (packed, failure) {
+        (Err(Error::Context { source, .. }), Some(f))
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Err(f);
+        }
+        (Err(e), _) => return Err(e),
+        (Ok(()), Some(f)) => return Err(f),
+        (Ok(()), None) => {}
     }
     let id = image_id.ok_or_else(|| Error::Build {
         dockerfile: dockerfile.clone(),

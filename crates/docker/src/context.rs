@@ -1,4 +1,7 @@
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
 
 use walkdir::WalkDir;
 
@@ -97,30 +100,109 @@ impl BuildContext {
         Ok(summary_of(&entries))
     }
 
-    /// Packs `dir` (blocking: call it through `spawn_blocking` from async code).
+    /// Packs `dir` into memory (blocking: call it through `spawn_blocking` from async code).
     pub fn pack(dir: &Path, dockerfile: &str) -> Result<Self> {
         let entries = walk(dir, dockerfile)?;
         let summary = summary_of(&entries);
-        let mut builder = tar::Builder::new(Vec::with_capacity(summary.bytes as usize + 4096));
-        builder.mode(tar::HeaderMode::Deterministic);
-        builder.follow_symlinks(false);
-        for e in &entries {
-            let res = if e.is_dir {
-                builder.append_dir(&e.rel, &e.abs)
-            } else {
-                builder.append_path_with_name(&e.abs, &e.rel)
-            };
-            res.map_err(|source| Error::Context {
-                path: e.abs.clone(),
-                source,
-            })?;
-        }
-        let tar = builder.into_inner().map_err(|source| Error::Context {
-            path: dir.into(),
-            source,
-        })?;
+        let buf = Vec::with_capacity(usize::try_from(summary.bytes).unwrap_or(0) + 4096);
+        let tar = write_tar(&entries, dir, buf)?;
         Ok(BuildContext { tar, summary })
     }
+}
+
+fn write_tar<W: Write>(entries: &[Entry], dir: &Path, out: W) -> Result<W> {
+    let mut builder = tar::Builder::new(out);
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
+    for e in entries {
+        let res = if e.is_dir {
+            builder.append_dir(&e.rel, &e.abs)
+        } else {
+            builder.append_path_with_name(&e.abs, &e.rel)
+        };
+        res.map_err(|source| Error::Context {
+            path: e.abs.clone(),
+            source,
+        })?;
+    }
+    builder.into_inner().map_err(|source| Error::Context {
+        path: dir.into(),
+        source,
+    })
+}
+
+/// Size of the chunks a streamed context is sent in.
+const CHUNK: usize = 256 * 1024;
+
+/// A `Write` that sends full chunks to an async receiver (from a blocking thread).
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the context",
+            )
+        })
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// A build context being packed on a blocking thread while it is sent: the tar's chunks, and
+/// the packer's result (an unreadable file, or the engine that stopped reading).
+pub(crate) struct ContextStream {
+    pub summary: ContextSummary,
+    pub chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    pub packer: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// Walks `dir` (on a blocking thread), then packs it on another while the caller sends it.
+pub(crate) async fn stream(dir: PathBuf, dockerfile: String) -> Result<ContextStream> {
+    let walk_dir = dir.clone();
+    let entries = tokio::task::spawn_blocking(move || walk(&walk_dir, &dockerfile))
+        .await
+        .map_err(|e| Error::Context {
+            path: dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    let summary = summary_of(&entries);
+    let (tx, chunks) = tokio::sync::mpsc::channel(8);
+    let packer = tokio::task::spawn_blocking(move || {
+        let writer = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let mut writer = write_tar(&entries, &dir, writer)?;
+        writer
+            .flush()
+            .map_err(|source| Error::Context { path: dir, source })
+    });
+    Ok(ContextStream {
+        summary,
+        chunks,
+        packer,
+    })
 }
 
 fn summary_of(entries: &[Entry]) -> ContextSummary {
@@ -181,6 +263,29 @@ mod tests {
         // Deterministic: the same tree packs to the same bytes.
         let again = BuildContext::pack(p, "Dockerfile").unwrap();
         assert_eq!(ctx.tar, again.tar);
+    }
+
+    #[tokio::test]
+    async fn streamed_context_equals_packed_context() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::create_dir_all(p.join("src")).unwrap();
+        for i in 0..200 {
+            std::fs::write(p.join(format!("src/f{i}.txt")), vec![b'x'; 3000 + i]).unwrap();
+        }
+        std::fs::write(p.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let packed = BuildContext::pack(p, "Dockerfile").unwrap();
+        let mut s = stream(p.into(), "Dockerfile".into()).await.unwrap();
+        let mut streamed = Vec::new();
+        let mut chunks = 0;
+        while let Some(c) = s.chunks.recv().await {
+            streamed.extend_from_slice(&c);
+            chunks += 1;
+        }
+        s.packer.await.unwrap().unwrap();
+        assert!(chunks > 1, "sent in chunks");
+        assert_eq!(s.summary, packed.summary);
+        assert_eq!(streamed, packed.tar);
     }
 
     #[test]
