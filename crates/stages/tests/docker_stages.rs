@@ -301,3 +301,59 @@ stages:
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn host_runner_runs_steps_caches_folders_and_reads_reports() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("web")).unwrap();
+    std::fs::write(d.path().join("web/yarn.lock"), "a@1\n").unwrap();
+    let yaml = r#"
+name: host
+stages:
+  checks:
+    uses: test
+    with:
+      app: web
+      cache: [node_modules]
+      key: [yarn.lock]
+      reports: "junit.xml"
+      steps:
+        - name: install
+          run: |
+            if [ -d node_modules ]; then echo restored > restored.txt; else mkdir node_modules && touch node_modules/first; fi
+        - name: unit
+          run: printf '<testsuite name="s"><testcase name="a"/><testcase name="b"><failure message="x"/></testcase></testsuite>' > junit.xml
+"#;
+    let report = run(d.path(), yaml).await;
+    let checks = &report.stages[0];
+    // The steps passed but the report has a failure: the stage fails, with the totals.
+    assert_eq!(checks.result, StageResult::Failure, "{checks:#?}");
+    let reason = checks.reason.clone().unwrap_or_default();
+    assert!(reason.contains("1 failed"), "{reason}");
+    assert!(!d.path().join("web/restored.txt").exists());
+    // Steps passed, so the cache was saved; a second run from a clean tree restores it.
+    std::fs::remove_dir_all(d.path().join("web/node_modules")).unwrap();
+    let yaml2 = yaml.replace("reports: \"junit.xml\"", "reports: \"none/*.xml\"");
+    let report = run(d.path(), &yaml2).await;
+    assert_eq!(report.result, RunResult::Success, "{:#?}", report.stages);
+    assert!(d.path().join("web/restored.txt").exists(), "the cache was restored");
+    assert!(d.path().join("web/node_modules/first").exists());
+    assert_eq!(report.stages[0].outputs["passed"], "true");
+
+    let failing = r#"
+name: host-fail
+stages:
+  checks:
+    uses: test
+    with:
+      app: web
+      steps:
+        - run: echo before; exit 5
+        - run: touch never
+"#;
+    let report = run(d.path(), failing).await;
+    assert_eq!(report.result, RunResult::Failure);
+    let reason = report.stages[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("exited with code 5"), "{reason}");
+    assert!(!d.path().join("web/never").exists());
+}
