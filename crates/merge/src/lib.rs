@@ -16,6 +16,7 @@ mod rename;
 mod text;
 mod trees;
 mod validate;
+mod yaml;
 
 pub use json::{JsonMerge, merge_json};
 pub use plan::{Action, FilePlan, Summary};
@@ -23,3 +24,4 @@ pub use rename::{Rename, detect_renames};
 pub use text::{ConflictStyle, Labels, TextMerge, TextOptions, merge_text};
 pub use trees::{MergeOptions, MergeOutcome, merge_trees, paths_to_read};
 pub use validate::{FileKind, check};
+pub use yaml::{YamlMerge, merge_yaml};

@@ -8,6 +8,7 @@ use crate::json::merge_json;
 use crate::rename::detect_renames;
 use crate::text::{TextOptions, merge_text};
 use crate::validate::{FileKind, check};
+use crate::yaml::merge_yaml;
 use crate::{Action, FilePlan};
 
 /// Options of a tree merge.
@@ -315,13 +316,20 @@ fn merge_contents(
     }
     // Where lines conflict, a structured merge may still decide key by key.
     let text_valid = conflicts == 0 && check(kind, &content).is_ok();
-    let structured = (options.structured && kind == FileKind::Json && !text_valid)
-        .then(|| merge_json(base_text, ours_text, theirs_text))
-        .flatten();
-    if let Some(structured) = structured {
-        content = structured.content;
+    let structured = match kind {
+        _ if !options.structured || text_valid => None,
+        FileKind::Json => {
+            merge_json(base_text, ours_text, theirs_text).map(|m| (m.content, m.decisions))
+        }
+        FileKind::Yaml => {
+            merge_yaml(base_text, ours_text, theirs_text).map(|m| (m.content, m.decisions))
+        }
+        FileKind::Text => None,
+    };
+    if let Some((structured, decisions)) = structured {
+        content = structured;
         conflicts = 0;
-        notes = structured.decisions;
+        notes = decisions;
         notes.insert(0, "merged key by key".to_string());
     }
     if conflicts > 0 {

@@ -242,3 +242,50 @@ proptest! {
         }
     }
 }
+
+/// A YAML document: root keys, each a block mapping of sub-keys, with a comment per key.
+fn yaml_doc(
+    entries: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, u8>>,
+) -> String {
+    let mut out = String::from("# generated\n");
+    for (key, children) in entries {
+        out.push_str(&format!("# about {key}\n{key}:\n"));
+        for (child, value) in children {
+            out.push_str(&format!("  {child}: {value} # keep me\n"));
+        }
+        if children.is_empty() {
+            out.push_str("  empty: true\n");
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The YAML key merge keeps every key one side added, and what it returns parses.
+    #[test]
+    fn structured_yaml_merge_keeps_one_sided_keys(
+        base in prop::collection::btree_map("[a-d]", prop::collection::btree_map("[p-s]", 0u8..3, 0..3), 0..4),
+        ours_add in prop::collection::btree_map("[a-d]", ("o[p-s]", 0u8..3), 0..3),
+        theirs_add in prop::collection::btree_map("[a-d]", ("t[p-s]", 0u8..3), 0..3),
+    ) {
+        let side = |adds: &std::collections::BTreeMap<String, (String, u8)>| {
+            let mut doc = base.clone();
+            for (key, (child, value)) in adds {
+                doc.entry(key.clone()).or_default().insert(child.clone(), *value);
+            }
+            doc
+        };
+        let (ours, theirs) = (side(&ours_add), side(&theirs_add));
+        let merged = uplift_merge::merge_yaml(&yaml_doc(&base), &yaml_doc(&ours), &yaml_doc(&theirs));
+        if let Some(merged) = merged {
+            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Yaml, &merged.content).is_ok(), "{}", merged.content);
+            let value: serde_yaml::Value = serde_yaml::from_str(&merged.content).unwrap();
+            for (key, (child, _)) in ours_add.iter().chain(&theirs_add) {
+                prop_assert!(value[key.as_str()].get(child.as_str()).is_some(), "{key}.{child} lost: {}", merged.content);
+            }
+            prop_assert!(merged.content.matches("# keep me").count() >= base.values().map(|c| c.len()).sum::<usize>());
+        }
+    }
+}
