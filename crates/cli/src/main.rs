@@ -5,6 +5,7 @@
 
 mod commands;
 mod exit;
+mod gha;
 mod output;
 
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Run(commands::run::Args),
     /// Return a deploy target to its previous release (or `--to` one), optionally with its data.
     Rollback(commands::rollback::Args),
+    /// Is a newer upstream release out (and does it merge cleanly)? For scheduled jobs.
+    Check(commands::check::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
 }
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args, &cli.global),
         Command::Run(args) => commands::run::run(args, &cli.global),
         Command::Rollback(args) => commands::rollback::run(args, &cli.global),
+        Command::Check(args) => commands::check::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args),
     };
     match result {

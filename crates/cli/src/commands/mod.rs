@@ -3,6 +3,7 @@
 //! [`Exit`]: crate::exit::Exit
 
 pub mod apply;
+pub mod check;
 pub mod completions;
 pub mod diff;
 pub mod plan;
