@@ -97,7 +97,7 @@ fn signal_group(pid: Pid, signal: Signal) {
 impl Spawner {
     /// Runs `spec` to its end (or until cancelled), streaming its output to the stage's sink.
     pub async fn run(&self, spec: &ProcessSpec) -> Result<ProcessExit, ProcessError> {
-        let command = spec.display();
+        let command = self.sink.mask(&spec.display());
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .current_dir(&spec.cwd)

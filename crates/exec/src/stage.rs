@@ -125,6 +125,11 @@ impl OutputSink {
         masked
     }
 
+    /// Masks secrets in a text.
+    pub fn mask(&self, text: &str) -> String {
+        self.masker.mask(text).into_owned()
+    }
+
     /// Records a message from the stage itself (not from a process).
     pub fn info(&self, message: &str) {
         self.line(Stream::Stderr, message);

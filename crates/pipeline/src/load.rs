@@ -51,6 +51,32 @@ pub fn parse(file: &str, text: &str, catalog: &Catalog) -> Result<Pipeline, Diag
     })
 }
 
+/// Deepest nesting of `[`/`{` let through to the YAML parser (whose scanner slows down
+/// quadratically with flow depth; serde_yaml itself stops at 128 levels).
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// The offset where `[`/`{` nesting passes [`MAX_FLOW_DEPTH`], counting brackets outside
+/// comments (a generous over-estimate: brackets inside strings count too).
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_comment = false;
+    for (offset, c) in text.char_indices() {
+        match c {
+            '\n' => in_comment = false,
+            '#' => in_comment = true,
+            '[' | '{' if !in_comment => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Some(offset);
+                }
+            }
+            ']' | '}' if !in_comment => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Byte offset → line and column.
 struct LineIndex {
     starts: Vec<usize>,
@@ -170,6 +196,15 @@ impl<'a> Checker<'a> {
                 pos,
                 format!("file is larger than {MAX_FILE_BYTES} bytes"),
                 "here",
+            ));
+            return None;
+        }
+        if let Some(offset) = too_deep(self.text) {
+            let pos = self.lines.pos(self.text, offset, 1);
+            self.problem(Problem::at(
+                pos,
+                format!("collections nested deeper than {MAX_FLOW_DEPTH}"),
+                "too deep",
             ));
             return None;
         }
@@ -336,8 +371,20 @@ impl<'a> Checker<'a> {
         // Graph checks, once every stage is known (including those whose settings failed).
         let main_ids: HashSet<&str> = raw_main.keys().map(String::as_str).collect();
         let finally_ids: HashSet<&str> = raw_finally.keys().map(String::as_str).collect();
-        self.check_needs(&main, &main_ids, &HashSet::new(), Section::Main);
-        self.check_needs(&finally, &finally_ids, &main_ids, Section::Finally);
+        self.check_needs(
+            &main,
+            &main_ids,
+            &HashSet::new(),
+            &finally_ids,
+            Section::Main,
+        );
+        self.check_needs(
+            &finally,
+            &finally_ids,
+            &main_ids,
+            &finally_ids,
+            Section::Finally,
+        );
         self.check_cycles(&main, Section::Main);
         self.check_cycles(&finally, Section::Finally);
         let pipeline = Pipeline {
@@ -442,7 +489,9 @@ impl<'a> Checker<'a> {
                 );
             }
             Some(spec) => {
-                if let Err(error) = spec.check_with(&with) {
+                if let Err(error) = spec.check_with(&with)
+                    && !is_deferred(&with, &error)
+                {
                     ok = false;
                     let mut at = path.key("with");
                     at.0.extend(error.path.0.iter().cloned());
@@ -628,6 +677,7 @@ impl<'a> Checker<'a> {
         stages: &IndexMap<String, Stage>,
         ids: &HashSet<&str>,
         earlier: &HashSet<&str>,
+        finally_ids: &HashSet<&str>,
         section: Section,
     ) {
         for (id, stage) in stages {
@@ -647,6 +697,12 @@ impl<'a> Checker<'a> {
                     ));
                 } else if earlier.contains(need.as_str()) {
                     // A `finally` stage may name a main stage: it runs after all of them anyway.
+                } else if section == Section::Main && finally_ids.contains(need.as_str()) {
+                    let pos = self.at_value(&at);
+                    self.problem(
+                        Problem::at(pos, format!("stage `{id}` needs `{need}`, a `finally` stage"), "a finally stage")
+                            .with_help("`finally` stages run after all main stages; a main stage cannot wait for one"),
+                    );
                 } else if !ids.contains(need.as_str()) {
                     let pos = self.at_value(&at);
                     let mut known: Vec<&str> = ids.iter().copied().filter(|s| s != id).collect();
@@ -825,6 +881,27 @@ impl<'a> Checker<'a> {
 
 /// A string holding expressions: where it is, its text, and its paths with their offsets.
 type Site = (YamlPath, String, Vec<(Vec<String>, usize)>);
+
+/// A type error on a value that is a `${{ }}` expression is checked when the stage runs, once
+/// the expression has a value (e.g. `allow-conflicts: ${{ env.ALLOW == 'yes' }}`).
+fn is_deferred(with: &Yaml, error: &crate::with::WithError) -> bool {
+    if error.at_key {
+        return false;
+    }
+    let mut value = with;
+    for seg in &error.path.0 {
+        let next = match (seg, value) {
+            (crate::span::Seg::Key(k), Yaml::Mapping(map)) => map.get(k.as_str()),
+            (crate::span::Seg::Index(i), Yaml::Sequence(items)) => items.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(v) => value = v,
+            None => return false,
+        }
+    }
+    matches!(value, Yaml::String(s) if s.contains("${{"))
+}
 
 fn owned_paths(expr: &Expr) -> Vec<(Vec<String>, usize)> {
     expr.paths()

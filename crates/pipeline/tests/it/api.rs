@@ -69,3 +69,26 @@ fn template_entries_are_checked() {
     assert_eq!((d.problems[0].line, d.problems[0].column), (5, 27));
     assert!(d.problems[0].message.contains("`two=next-app`"));
 }
+
+#[test]
+fn typed_settings_may_be_expressions() {
+    let text = "stages:\n  a:\n    uses: upgrade\n    with:\n      allow-conflicts: ${{ env.ALLOW == 'yes' }}\n";
+    parse("e.yml", text, &Catalog::basic()).unwrap();
+    let text = "stages:\n  a:\n    uses: upgrade\n    with:\n      allow-conflicts: maybe\n";
+    let d = parse("e.yml", text, &Catalog::basic()).unwrap_err();
+    assert_eq!(
+        (d.problems[0].line, d.problems[0].column),
+        (5, 24),
+        "{:?}",
+        d.problems
+    );
+}
+
+#[test]
+fn main_stage_cannot_need_a_finally_stage() {
+    let text = "stages:\n  a:\n    uses: run\n    needs: z\n    with: {run: x}\nfinally:\n  z:\n    uses: run\n    with: {run: x}\n";
+    let d = parse("f.yml", text, &Catalog::basic()).unwrap_err();
+    assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+    assert_eq!((d.problems[0].line, d.problems[0].column), (4, 12));
+    assert!(d.problems[0].message.contains("a `finally` stage"));
+}

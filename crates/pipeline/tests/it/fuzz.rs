@@ -75,7 +75,7 @@ fn expr_token() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(config(1000))]
+    #![proptest_config(config(4000))]
 
     #[test]
     fn file_parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
