@@ -62,6 +62,12 @@ pub enum Error {
     VersionsMap { path: String, message: String },
     #[error("{path} and {path}.hbs are both in the template")]
     Collision { path: String },
+    /// An error of a source implemented in another crate (e.g. `uplift-npm`).
+    #[error("{source}")]
+    Source {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 fn nearby_hint(nearby: &[String]) -> String {
