@@ -6,6 +6,7 @@
 
 pub mod deploy;
 pub mod deploy_postgres;
+pub mod deploy_stage;
 pub mod image_stage;
 pub mod run;
 pub mod test_stage;
@@ -23,6 +24,8 @@ pub fn registry() -> Registry {
     registry.register(Arc::new(upgrade::UpgradeStage));
     registry.register(Arc::new(test_stage::TestStage));
     registry.register(Arc::new(image_stage::ImageStage));
+    registry.register(Arc::new(deploy_stage::DeployStage));
+    registry.register(Arc::new(deploy_stage::PostgresBackupStage));
     registry
 }
 

@@ -1,0 +1,422 @@
+//! The `deploy` and `postgres-backup` stage types over [`crate::deploy`] and
+//! [`crate::deploy_postgres`]; their `with` types are in `uplift_pipeline::stages::deploy`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use uplift_docker::deploy::{
+    Deployer, DockerDeploySpec, HealthCheck, OnFailure as DockerOnFailure,
+};
+use uplift_exec::{
+    BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan,
+};
+use uplift_kube::{DeployOptions, KubeSpec, Kubectl};
+use uplift_pipeline::StageSpec;
+use uplift_pipeline::stages::deploy::{
+    DEPLOY_SPEC, DatabaseWith, DeployTarget, DeployWith, OnFailure, POSTGRES_BACKUP_SPEC,
+    PostgresBackupWith,
+};
+use uplift_pipeline::with::parse_with;
+
+use crate::deploy::{DeployStageError, deploy_docker};
+use crate::deploy_postgres::{self, PgTarget};
+
+/// `uses: deploy`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeployStage;
+
+/// `uses: postgres-backup`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresBackupStage;
+
+fn deploy_settings(stage: &ResolvedStage) -> Result<DeployWith, StageError> {
+    parse_with::<DeployWith>(&stage.with)
+        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
+}
+
+fn backup_settings(stage: &ResolvedStage) -> Result<PostgresBackupWith, StageError> {
+    parse_with::<PostgresBackupWith>(&stage.with)
+        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
+}
+
+/// The Docker deploy spec of a `with` block.
+pub fn docker_spec(with: &DeployWith) -> Result<DockerDeploySpec, StageError> {
+    let mut spec = DockerDeploySpec::new(
+        &with.name,
+        &with.image,
+        with.network.clone().unwrap_or_else(|| with.name.clone()),
+    );
+    spec.replicas = with.replicas;
+    spec.alias = with.alias.clone();
+    spec.env = with.env.clone();
+    spec.secret_env = with.secrets.keys().cloned().collect();
+    spec.ports = with.ports.clone();
+    spec.volumes = with.volumes.clone();
+    spec.memory_mb = with.memory_mb;
+    spec.cpus = with.cpus;
+    if let Some(health) = &with.health {
+        spec.health = match (&health.command, health.image) {
+            (Some(cmd), _) => HealthCheck::Command(cmd.clone()),
+            (None, true) => HealthCheck::Image,
+            (None, false) => HealthCheck::Http {
+                port: health.port.unwrap_or(7007),
+                path: health
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| uplift_kube::spec::BACKSTAGE_READINESS.to_owned()),
+            },
+        };
+        if let Some(timeout) = health.timeout {
+            spec.health_timeout_secs = timeout;
+        }
+    }
+    if let Some(drain) = with.drain_ms {
+        spec.drain_ms = drain;
+    }
+    spec.on_failure = match with.on_failure {
+        OnFailure::Rollback => DockerOnFailure::Rollback,
+        OnFailure::Keep => DockerOnFailure::Keep,
+    };
+    spec.validate().map_err(StageError::Settings)?;
+    Ok(spec)
+}
+
+/// The Kubernetes spec of a `with` block: its `kubernetes:` map plus `name`, `image`, `replicas`, `env`.
+pub fn kube_spec(with: &DeployWith) -> Result<KubeSpec, StageError> {
+    let mut value = with
+        .kubernetes
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let Some(map) = value.as_object_mut() else {
+        return Err(StageError::Settings("kubernetes: expected a map".into()));
+    };
+    map.insert("name".into(), with.name.clone().into());
+    map.insert("image".into(), with.image.clone().into());
+    map.entry("replicas")
+        .or_insert_with(|| with.replicas.into());
+    if !with.env.is_empty() {
+        map.entry("env")
+            .or_insert_with(|| serde_json::json!(with.env));
+    }
+    serde_json::from_value(value).map_err(|e| StageError::Settings(format!("kubernetes: {e}")))
+}
+
+fn pg_target(db: &DatabaseWith) -> PgTarget {
+    PgTarget {
+        host: db.host.clone(),
+        port: db.port,
+        user: db.user.clone(),
+        database: db.database.clone(),
+        password: db.password.clone(),
+    }
+}
+
+fn backup_dir(db: &DatabaseWith, work_dir: &Path, stage_dir: &Path) -> PathBuf {
+    db.backup_dir
+        .as_ref()
+        .map(|d| work_dir.join(d))
+        .unwrap_or_else(|| stage_dir.to_path_buf())
+}
+
+fn failed(error: &(dyn std::error::Error + 'static)) -> StageError {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    StageError::Failed {
+        message,
+        tail: Vec::new(),
+    }
+}
+
+impl Stage for DeployStage {
+    fn spec(&self) -> Arc<dyn StageSpec> {
+        Arc::new(DEPLOY_SPEC)
+    }
+
+    fn plan(&self, _ctx: &PlanContext<'_>, stage: &ResolvedStage) -> Result<StagePlan, StageError> {
+        let with = deploy_settings(stage)?;
+        let backup = with.database.as_ref().map(|db| {
+            format!(
+                "back up {}@{}:{}/{} with pg_dump first",
+                db.user, db.host, db.port, db.database
+            )
+        });
+        match with.target {
+            DeployTarget::Docker => {
+                let spec = docker_spec(&with)?;
+                let mut actions: Vec<String> = backup.into_iter().collect();
+                actions.push(format!(
+                    "run {} replica(s) of {} on network {} under alias {}, replacing the old ones one at a time",
+                    spec.replicas,
+                    spec.image,
+                    spec.network,
+                    spec.alias()
+                ));
+                actions.push(format!(
+                    "health: {:?}, within {}s; on failure: keep the old version serving",
+                    spec.health, spec.health_timeout_secs
+                ));
+                if !spec.secret_env.is_empty() {
+                    actions.push(format!(
+                        "secret environment: {}",
+                        spec.secret_env.join(", ")
+                    ));
+                }
+                Ok(StagePlan {
+                    summary: format!("deploy {} to Docker target {}", spec.image, spec.name),
+                    actions,
+                    detail: serde_json::json!({ "target": "docker", "name": spec.name, "replicas": spec.replicas }),
+                })
+            }
+            DeployTarget::Kubernetes => {
+                let spec = kube_spec(&with)?;
+                let manifests =
+                    uplift_kube::render(&spec).map_err(|e| StageError::Settings(e.to_string()))?;
+                let values = manifests.to_values().map_err(|e| failed(&e))?;
+                let yaml = uplift_kube::to_yaml(&values).map_err(|e| failed(&e))?;
+                let mut actions: Vec<String> = backup.into_iter().collect();
+                for v in &values {
+                    actions.push(format!(
+                        "server-side apply {} {}",
+                        v["kind"].as_str().unwrap_or("?"),
+                        v["metadata"]["name"].as_str().unwrap_or("?")
+                    ));
+                }
+                actions
+                    .push("wait for each rollout; on failure re-apply the previous release".into());
+                Ok(StagePlan {
+                    summary: format!(
+                        "deploy {} to Kubernetes namespace {}",
+                        spec.image, spec.namespace
+                    ),
+                    actions,
+                    detail: serde_json::json!({ "target": "kubernetes", "manifests": yaml }),
+                })
+            }
+        }
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: RunContext,
+        stage: &'a ResolvedStage,
+    ) -> BoxFuture<'a, Result<Outputs, StageError>> {
+        Box::pin(async move {
+            let with = deploy_settings(stage)?;
+            let mut outputs = Outputs::new();
+            match with.target {
+                DeployTarget::Docker => {
+                    let spec = docker_spec(&with)?;
+                    let deployer = Deployer::connect().await.map_err(|e| failed(&e))?;
+                    let db = with
+                        .database
+                        .as_ref()
+                        .map(|db| (pg_target(db), backup_dir(db, &ctx.work_dir, &ctx.stage_dir)));
+                    let database = db.as_ref().map(|(t, d)| (t, d.as_path()));
+                    let report =
+                        deploy_docker(&deployer, &spec, &with.secrets, database, &ctx.cancel).await;
+                    let report = match report {
+                        Ok(report) => report,
+                        Err(DeployStageError::Deploy(
+                            uplift_docker::deploy::DeployError::Cancelled(_),
+                        )) => {
+                            return Err(StageError::Stopped);
+                        }
+                        Err(DeployStageError::Deploy(
+                            uplift_docker::deploy::DeployError::Unhealthy(u),
+                        )) => {
+                            let mut tail: Vec<String> = u
+                                .health_output
+                                .iter()
+                                .map(|h| format!("health: {h}"))
+                                .collect();
+                            tail.extend(u.logs.lines().map(|l| format!("log: {l}")));
+                            return Err(StageError::Failed {
+                                message: format!(
+                                    "new container {} never got healthy: {}; the old release keeps serving",
+                                    u.container, u.reason
+                                ),
+                                tail,
+                            });
+                        }
+                        Err(e) => return Err(failed(&e)),
+                    };
+                    ctx.output.info(&format!(
+                        "release {} of {} serving: {} started, {} replaced",
+                        report.record.id,
+                        spec.name,
+                        report.started.len(),
+                        report.removed.len()
+                    ));
+                    outputs.insert("release".into(), report.record.id.to_string());
+                    outputs.insert("image-id".into(), report.record.image_id.clone());
+                    outputs.insert(
+                        "backup".into(),
+                        report.record.backup.clone().unwrap_or_default(),
+                    );
+                }
+                DeployTarget::Kubernetes => {
+                    let spec = kube_spec(&with)?;
+                    let manifests = uplift_kube::render(&spec)
+                        .map_err(|e| StageError::Settings(e.to_string()))?;
+                    let backup = match &with.database {
+                        Some(db) => {
+                            let dir = backup_dir(db, &ctx.work_dir, &ctx.stage_dir);
+                            let b = deploy_postgres::backup(
+                                &pg_target(db),
+                                &dir,
+                                &format!("{}-before-deploy", with.name),
+                                &ctx.cancel,
+                            )
+                            .await
+                            .map_err(|e| failed(&DeployStageError::Backup(e)))?;
+                            Some(b.path.display().to_string())
+                        }
+                        None => None,
+                    };
+                    let options = DeployOptions {
+                        timeout: Duration::from_secs(
+                            u64::try_from(spec.progress_deadline_seconds).unwrap_or(600) + 60,
+                        ),
+                        ..DeployOptions::default()
+                    };
+                    let record = uplift_kube::deploy(
+                        &Kubectl::default(),
+                        &spec.name,
+                        &spec.image,
+                        &manifests,
+                        backup,
+                        &options,
+                    )
+                    .await
+                    .map_err(|e| match &e {
+                        uplift_kube::Error::Rollout(f) => StageError::Failed {
+                            message: e.to_string(),
+                            tail: f
+                                .diagnostics
+                                .to_string()
+                                .lines()
+                                .map(str::to_owned)
+                                .collect(),
+                        },
+                        _ => failed(&e),
+                    })?;
+                    outputs.insert("release".into(), record.id.clone());
+                    outputs.insert("image-id".into(), record.image.clone());
+                    outputs.insert("backup".into(), record.backup.clone().unwrap_or_default());
+                }
+            }
+            Ok(outputs)
+        })
+    }
+}
+
+impl Stage for PostgresBackupStage {
+    fn spec(&self) -> Arc<dyn StageSpec> {
+        Arc::new(POSTGRES_BACKUP_SPEC)
+    }
+
+    fn plan(&self, _ctx: &PlanContext<'_>, stage: &ResolvedStage) -> Result<StagePlan, StageError> {
+        let with = backup_settings(stage)?;
+        let db = &with.database;
+        Ok(StagePlan {
+            summary: format!("back up PostgreSQL database {}", db.database),
+            actions: vec![format!(
+                "pg_dump --format=custom {}@{}:{}/{} into {}",
+                db.user,
+                db.host,
+                db.port,
+                db.database,
+                db.backup_dir.as_deref().unwrap_or("the stage's run folder")
+            )],
+            detail: serde_json::Value::Null,
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: RunContext,
+        stage: &'a ResolvedStage,
+    ) -> BoxFuture<'a, Result<Outputs, StageError>> {
+        Box::pin(async move {
+            let with = backup_settings(stage)?;
+            let dir = backup_dir(&with.database, &ctx.work_dir, &ctx.stage_dir);
+            let name = with.name.clone().unwrap_or_else(|| stage.id.clone());
+            let backup =
+                deploy_postgres::backup(&pg_target(&with.database), &dir, &name, &ctx.cancel)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            ctx.output.info(&format!(
+                "dumped {} bytes into {}",
+                backup.bytes,
+                backup.path.display()
+            ));
+            Ok(Outputs::from([
+                ("path".to_owned(), backup.path.display().to_string()),
+                ("bytes".to_owned(), backup.bytes.to_string()),
+            ]))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn with(yaml: &str) -> DeployWith {
+        parse_with(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn docker_settings_map_onto_the_deploy_spec() {
+        let w = with(
+            "name: portal\nimage: app:1\nreplicas: 3\nsecrets: {TOKEN: s3cret}\nhealth: {image: true, timeout: 30}\ndrain-ms: 500\non-failure: keep\n",
+        );
+        let spec = docker_spec(&w).unwrap();
+        assert_eq!(spec.network, "portal");
+        assert_eq!(spec.alias(), "portal");
+        assert_eq!(spec.secret_env, vec!["TOKEN"]);
+        assert_eq!(spec.health, HealthCheck::Image);
+        assert_eq!(spec.health_timeout_secs, 30);
+        assert_eq!(spec.drain_ms, 500);
+        assert_eq!(spec.on_failure, DockerOnFailure::Keep);
+        assert!(
+            !serde_json::to_string(&spec).unwrap().contains("s3cret"),
+            "secret values are not part of the settings"
+        );
+        let default = docker_spec(&with("name: portal\nimage: app:1\nhealth: {}\n")).unwrap();
+        assert_eq!(
+            default.health,
+            HealthCheck::Http {
+                port: 7007,
+                path: "/.backstage/health/v1/readiness".into()
+            }
+        );
+        let bad = docker_spec(&with("name: Portal\nimage: app:1\n")).unwrap_err();
+        assert!(bad.to_string().contains("target name"), "{bad}");
+    }
+
+    #[test]
+    fn kubernetes_settings_map_onto_the_kube_spec() {
+        let w = with(
+            "target: kubernetes\nname: portal\nimage: app@sha256:0000000000000000000000000000000000000000000000000000000000000000\nreplicas: 2\nkubernetes: {namespace: web, services: {catalog: {plugins: [catalog]}, web: {plugins: [app]}}}\n",
+        );
+        let spec = kube_spec(&w).unwrap();
+        assert_eq!(spec.namespace, "web");
+        assert_eq!(spec.replicas, 2);
+        assert_eq!(spec.services.len(), 2);
+        let err = kube_spec(&with(
+            "target: kubernetes\nname: p\nimage: x\nkubernetes: {namspace: web}\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `namspace`"),
+            "{err}"
+        );
+    }
+}
