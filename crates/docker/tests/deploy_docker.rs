@@ -190,7 +190,11 @@ fn stop_load(name: &str) -> LoadResult {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = stdout.lines().last().unwrap_or_default().to_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let mut line = stdout.lines().last().unwrap_or_default().to_owned();
+    if !stderr.trim().is_empty() {
+        line.push_str(&format!(" [{}]", stderr.trim().replace('\n', "; ")));
+    }
     let field = |key: &str| -> u64 {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{key}=")))

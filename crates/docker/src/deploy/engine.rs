@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, EndpointIpamConfig, EndpointSettings,
+    HealthConfig, HealthStatusEnum, HostConfig, Ipam, NetworkConnectRequest, NetworkCreateRequest,
     NetworkDisconnectRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
@@ -518,8 +518,7 @@ impl Deployer {
         let last = progress.new.len().saturating_sub(1);
         for (i, c) in progress.new.drain(..).enumerate() {
             if c.in_alias {
-                self.disconnect(&c.id, &spec.network).await?;
-                tokio::time::sleep(Duration::from_millis(spec.drain_ms)).await;
+                self.drain(&c.id, &c.name, spec).await?;
             }
             if keep_failed && i == last {
                 self.stop(&c.id, spec.stop_timeout_secs).await?;
@@ -536,39 +535,113 @@ impl Deployer {
         victim: &ServingContainer,
         cancel: &CancellationToken,
     ) -> Result<(), DeployError> {
-        tracing::info!(container = %victim.name, drain_ms = spec.drain_ms, "draining");
-        self.disconnect(&victim.id, &spec.network).await?;
-        // The drain wait is not cut short by a cancel: the victim is out of the alias already.
+        // The drain is not cut short by a cancel: the victim leaves the alias first anyway.
         let _ = cancel;
-        tokio::time::sleep(Duration::from_millis(spec.drain_ms)).await;
-        self.stop(&victim.id, spec.stop_timeout_secs).await
+        self.drain(&victim.id, &victim.name, spec).await?;
+        self.stop(&victim.id, spec.stop_timeout_secs).await?;
+        // Stopped, it keeps no address that a restart (a revert) could find taken.
+        self.disconnect(&victim.id, &spec.network).await
     }
 
+    /// Takes a container out of the alias without taking its address away: disconnect (Docker's
+    /// DNS stops returning it), reconnect at once with the same IPv4 address and no alias, so
+    /// that clients which resolved the alias just before still reach it (a SYN lost in the
+    /// ~50 ms gap is retransmitted), then wait `drain_ms` for their requests to finish.
+    async fn drain(
+        &self,
+        id: &str,
+        name: &str,
+        spec: &DockerDeploySpec,
+    ) -> Result<(), DeployError> {
+        let ip = self.address_on(id, &spec.network).await;
+        tracing::info!(container = %name, ip = ip.as_deref().unwrap_or("?"), drain_ms = spec.drain_ms, "draining");
+        self.disconnect(id, &spec.network).await?;
+        if let Some(ip) = ip {
+            let request = NetworkConnectRequest {
+                container: id.to_owned(),
+                endpoint_config: Some(EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(ip),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            };
+            if let Err(error) = self.docker.connect_network(&spec.network, request).await {
+                // A network without a configured subnet refuses fixed addresses: the drain
+                // then only waits, and requests already sent to the container may fail.
+                tracing::warn!(container = %name, %error, "cannot keep the address while draining");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(spec.drain_ms)).await;
+        Ok(())
+    }
+
+    async fn address_on(&self, id: &str, network: &str) -> Option<String> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .ok()?;
+        let ip = inspect
+            .network_settings?
+            .networks?
+            .get(network)?
+            .ip_address
+            .clone()?;
+        if ip.is_empty() { None } else { Some(ip) }
+    }
+
+    /// Creates the network when missing, with an explicit subnet (the one Docker picks), so
+    /// that draining can keep a container's address (Docker only allows fixed addresses on
+    /// networks with a configured subnet).
     async fn ensure_network(&self, network: &str) -> Result<(), DeployError> {
         match self.docker.inspect_network(network, None).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => {
-                let request = NetworkCreateRequest {
-                    name: network.to_owned(),
-                    driver: Some("bridge".to_owned()),
-                    labels: Some(HashMap::from([(
-                        MANAGED_LABEL.to_owned(),
-                        "true".to_owned(),
-                    )])),
-                    ..Default::default()
-                };
-                match self.docker.create_network(request).await {
-                    Ok(_) => Ok(()),
-                    // Created meanwhile by someone else.
-                    Err(bollard::errors::Error::DockerResponseServerError {
-                        status_code: 409,
-                        ..
-                    }) => Ok(()),
-                    Err(e) => Err(docker_err(format!("create network {network}"))(e)),
-                }
-            }
-            Err(e) => Err(docker_err(format!("inspect network {network}"))(e)),
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(docker_err(format!("inspect network {network}"))(e)),
         }
+        let labels = HashMap::from([(MANAGED_LABEL.to_owned(), "true".to_owned())]);
+        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
+            name: network.to_owned(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(labels.clone()),
+            ipam,
+            ..Default::default()
+        };
+        match self.docker.create_network(request(None)).await {
+            Ok(_) => {}
+            // Created meanwhile by someone else.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => return Ok(()),
+            Err(e) => return Err(docker_err(format!("create network {network}"))(e)),
+        }
+        let picked = self
+            .docker
+            .inspect_network(network, None)
+            .await
+            .ok()
+            .and_then(|n| n.ipam)
+            .and_then(|i| i.config)
+            .and_then(|c| {
+                c.into_iter()
+                    .find(|c| c.subnet.as_deref().is_some_and(|s| s.contains('.')))
+            });
+        let Some(config) = picked else { return Ok(()) };
+        self.docker
+            .remove_network(network)
+            .await
+            .map_err(docker_err(format!("recreate network {network}")))?;
+        let ipam = Ipam {
+            config: Some(vec![config]),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request(Some(ipam)))
+            .await
+            .map_err(docker_err(format!("create network {network}")))?;
+        Ok(())
     }
 
     async fn create(
