@@ -37,4 +37,8 @@ pub enum Error {
     NotARepository { path: PathBuf },
     #[error("branch {name} already exists")]
     BranchExists { name: String },
+    #[error(transparent)]
+    Npm(#[from] uplift_npm::Error),
+    #[error("unknown preset {name:?} (known: {known})")]
+    UnknownPreset { name: String, known: String },
 }

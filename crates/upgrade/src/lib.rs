@@ -13,11 +13,13 @@ mod apply;
 mod error;
 mod marker;
 mod plan;
+pub mod preset;
 pub mod report;
 mod upstream;
 
 pub use apply::{ApplyOptions, ApplyOutcome, apply, is_dirty};
 pub use error::Error;
 pub use marker::Marker;
+pub use plan::FollowUp;
 pub use plan::{PLAN_SCHEMA, Plan, Prepared, UpgradeRequest, prepare};
 pub use upstream::{Upstream, UpstreamConfig};

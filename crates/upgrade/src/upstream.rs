@@ -24,6 +24,10 @@ pub struct UpstreamConfig {
     /// The versions map read by the `version` helper, relative to the release root.
     pub versions_file: String,
     pub cache_dir: Option<std::path::PathBuf>,
+    /// The folder whose `.npmrc` an `npm:` source reads (the app's), besides the user's.
+    pub npmrc_dir: Option<std::path::PathBuf>,
+    /// The preset these settings came from (it adds follow-up commands to plans).
+    pub preset: Option<String>,
 }
 
 impl UpstreamConfig {
@@ -36,6 +40,8 @@ impl UpstreamConfig {
             values: Values::new(),
             versions_file: "versions.json".to_string(),
             cache_dir: None,
+            npmrc_dir: None,
+            preset: None,
         }
     }
 }
@@ -66,7 +72,12 @@ impl Upstream {
             tag_pattern,
             cache_dir: config.cache_dir.clone(),
         };
-        let source = uplift_template::open_source(&config.source, &options)?;
+        let source: Box<dyn ReleaseSource> = if uplift_npm::is_npm_spec(&config.source) {
+            let npmrc_dir = config.npmrc_dir.as_deref();
+            Box::new(uplift_npm::open_source(&config.source, npmrc_dir, options.cache_dir)?)
+        } else {
+            uplift_template::open_source(&config.source, &options)?
+        };
         let releases = ReleaseList::new(source.describe(), source.releases()?, config.include_pre);
         Ok(Self {
             config,
