@@ -227,10 +227,23 @@ fn committed_schema_is_current() {
     let out = uplift(root, &["validate", "--print-schema"]);
     assert!(out.status.success());
     let committed = std::fs::read_to_string(root.join("pipelines/schema.json")).unwrap();
+    let generated = String::from_utf8_lossy(&out.stdout);
+    if let Some((n, (a, b))) = generated
+        .lines()
+        .zip(committed.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!(
+            "pipelines/schema.json is stale at line {}: generated {a:?}, committed {b:?}; \
+             run `cargo run -- validate --print-schema > pipelines/schema.json`",
+            n + 1
+        );
+    }
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        committed,
-        "pipelines/schema.json is stale: run `uplift validate --print-schema > pipelines/schema.json`"
+        generated.lines().count(),
+        committed.lines().count(),
+        "pipelines/schema.json is stale"
     );
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
     let uses = &schema["definitions"]["StageFile"]["properties"]["uses"]["enum"];
