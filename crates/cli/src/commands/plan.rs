@@ -56,7 +56,7 @@ impl UpgradeArgs {
     pub fn prepare(&self) -> Result<Prepared, CliError> {
         let (config, marker) = match (&self.pipeline, &self.upstream.upstream) {
             (Some(file), None) => upstream_from_pipeline(file)?,
-            _ => (self.upstream.config()?, self.marker.marker()),
+            _ => (self.upstream.config_in(&self.app)?, self.marker.marker()),
         };
         let upstream = Upstream::open(config).map_err(upgrade_error)?;
         let request = UpgradeRequest {
@@ -66,7 +66,9 @@ impl UpgradeArgs {
             marker,
             merge: self.merge.options(),
         };
-        uplift_upgrade::prepare(&upstream, &request).map_err(upgrade_error)
+        let mut prepared = uplift_upgrade::prepare(&upstream, &request).map_err(upgrade_error)?;
+        uplift_upgrade::preset::add_follow_ups(&upstream, &mut prepared);
+        Ok(prepared)
     }
 }
 

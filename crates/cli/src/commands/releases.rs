@@ -21,7 +21,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
-    let upstream = args.upstream.open()?;
+    let upstream = args
+        .upstream
+        .open_in(args.app.as_deref().unwrap_or(std::path::Path::new(".")))?;
     let releases = upstream.releases();
     let latest = releases.latest().ok().map(|r| r.version.clone());
     let current = match &args.app {

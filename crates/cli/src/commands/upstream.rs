@@ -1,20 +1,25 @@
 //! Options shared by the commands that read an upstream (`releases`, `diff`, `plan`, `apply`),
 //! and the mapping of upgrade errors to exit codes and hints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use uplift_merge::{ConflictStyle, MergeOptions, TextOptions};
 use uplift_template::Lineage;
-use uplift_upgrade::{Error, Marker, Upstream, UpstreamConfig};
+use uplift_upgrade::{Error, Marker, Upstream, UpstreamConfig, preset};
 
 use crate::exit::{CliError, Exit};
 
 /// Where the template releases come from and how to render them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpstreamArgs {
-    /// The release source: `git:PATH_OR_URL` (tags are releases) or `dir:PATH` (a folder per release).
+    /// The release source: `git:PATH_OR_URL` (tags are releases), `dir:PATH` (a folder per
+    /// release) or `npm:PACKAGE` (a package of each Backstage release, from the npm registry).
     #[arg(long, short = 'u', env = "UPLIFT_UPSTREAM", value_name = "SOURCE")]
     pub upstream: Option<String>,
+    /// Infer the upstream from the app: `backstage` (source `npm:@backstage/create-app`, the
+    /// template its frontend system follows, `name` and `defaultBranch`); flags override it.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
     /// The template folder inside a release; repeat as VERSION=SUBDIR to switch from that release on.
     #[arg(long = "template", value_name = "SUBDIR|VERSION=SUBDIR")]
     pub template: Vec<String>,
@@ -94,26 +99,47 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 impl UpstreamArgs {
+    /// The upstream settings; a preset reads the app in the current folder.
     pub fn config(&self) -> Result<UpstreamConfig, CliError> {
-        let source = self.upstream.clone().ok_or_else(|| {
-            CliError::new(Exit::BadInput, "no upstream given")
-                .with_hint("pass --upstream git:PATH_OR_URL or --upstream dir:PATH")
-        })?;
-        let mut config = UpstreamConfig::new(source);
-        config.lineage = Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
+        self.config_in(Path::new("."))
+    }
+
+    /// The upstream settings; a preset reads the app in `app`, and flags override it.
+    pub fn config_in(&self, app: &Path) -> Result<UpstreamConfig, CliError> {
+        let mut config = match (&self.preset, &self.upstream) {
+            (Some(preset), _) => preset::preset_config(preset, app).map_err(upgrade_error)?,
+            (None, Some(source)) => UpstreamConfig::new(source.clone()),
+            (None, None) => {
+                return Err(CliError::new(Exit::BadInput, "no upstream given").with_hint(
+                    "pass --upstream git:PATH_OR_URL, --upstream dir:PATH or --preset backstage",
+                ));
+            }
+        };
+        if let (Some(_), Some(source)) = (&self.preset, &self.upstream) {
+            config.source = source.clone();
+        }
+        if self.preset.is_none() || !self.template.is_empty() {
+            config.lineage =
+                Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
+        }
         config.tag_pattern = self.tag_pattern.clone();
         config.include_pre = self.pre;
         config.versions_file = self.versions_file.clone();
-        config.values = self
-            .set
-            .iter()
-            .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
-            .collect();
+        for (key, value) in &self.set {
+            config
+                .values
+                .insert(key.clone(), serde_json::Value::String(value.clone()));
+        }
         Ok(config)
     }
 
     pub fn open(&self) -> Result<Upstream, CliError> {
         Upstream::open(self.config()?).map_err(upgrade_error)
+    }
+
+    /// Opens the upstream; a preset reads the app in `app`.
+    pub fn open_in(&self, app: &Path) -> Result<Upstream, CliError> {
+        Upstream::open(self.config_in(app)?).map_err(upgrade_error)
     }
 }
 
@@ -132,6 +158,7 @@ pub fn upgrade_error(error: Error) -> CliError {
             F::Read { .. } | F::Write { .. } | F::UndoFailed { .. } | F::Unsupported { .. },
         )
         | Error::Git { .. } => Exit::Environment,
+        other if preset::is_environment_error(other) => Exit::Environment,
         _ => Exit::BadInput,
     };
     let hint = match &error {
@@ -142,6 +169,11 @@ pub fn upgrade_error(error: Error) -> CliError {
             Some("values come from --set KEY=VALUE; versions from the release's versions map")
         }
         Error::NoMarker { .. } => Some("or point --marker at the file that records the release"),
+        Error::UnknownPreset { .. } => Some("presets set the source, template and values"),
+        other if preset::is_environment_error(other) => Some(
+            "the registry comes from UPLIFT_NPM_REGISTRY or `registry=` in .npmrc, the release \
+             manifests from UPLIFT_BACKSTAGE_VERSIONS_URL",
+        ),
         Error::Dirty { .. } => Some(
             "the apply is all or nothing, but your own uncommitted work would be mixed with it",
         ),
