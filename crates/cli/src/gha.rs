@@ -99,6 +99,149 @@ pub fn conflict_annotations(prepared: &Prepared, level: Level) -> Annotations {
     list
 }
 
+/// GitHub refuses a pull-request body over 65,536 characters.
+pub const PR_BODY_LIMIT: usize = 65_536;
+
+/// Whether the upstream is Backstage's create-app (its marker file or its repository).
+pub fn is_backstage(source: &str, marker_file: &str) -> bool {
+    marker_file == "backstage.json" || source.contains("backstage/backstage")
+}
+
+/// Markdown cell text: no pipe or newline can break the table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Inline code that survives backticks in the text.
+fn code(text: &str) -> String {
+    let ticks = if text.contains('`') { "``" } else { "`" };
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!(
+        "{ticks}{pad}{}{pad}{ticks}",
+        text.replace(['\n', '\r'], " ")
+    )
+}
+
+/// The pull-request body of an upgrade: from and to, the conflicts first (each with its file,
+/// first marker line and reason), links to Backstage's changelog and upgrade helper, the plan's
+/// files, the commands to run after, and a test section. Kept under [`PR_BODY_LIMIT`].
+pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> String {
+    use std::fmt::Write as _;
+    let plan = &prepared.plan;
+    let mut out = String::new();
+    let _ = writeln!(out, "## Upgrade {} → {}\n", plan.from, plan.to);
+    let _ = writeln!(
+        out,
+        "From **{}** to **{}**, upstream {}{}. {}.\n",
+        plan.from,
+        plan.to,
+        code(&plan.source),
+        branch
+            .map(|b| format!(", branch {}", code(b)))
+            .unwrap_or_default(),
+        uplift_upgrade::report::summary_line(plan)
+    );
+    let conflicts: Vec<_> = plan
+        .files
+        .iter()
+        .filter(|f| f.action == Action::Conflict)
+        .collect();
+    if !conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!WARNING]\n> {} file(s) have conflicts. This branch contains the conflict markers: resolve each file below, then push.\n",
+            conflicts.len()
+        );
+        let _ = writeln!(out, "### Conflicts to resolve\n");
+        for file in &conflicts {
+            let line = first_marker_line(prepared, &file.path)
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            let reason = file.reason.as_deref().unwrap_or("conflict");
+            let _ = writeln!(
+                out,
+                "- [ ] {}{line}: {}",
+                code(file.path.as_str()),
+                reason.replace(['\n', '\r'], " ")
+            );
+        }
+        out.push('\n');
+    }
+    if backstage {
+        let _ = writeln!(out, "### Release notes\n");
+        let _ = writeln!(
+            out,
+            "- [Backstage v{to} changelog](https://github.com/backstage/backstage/blob/master/docs/releases/v{to}-changelog.md)",
+            to = plan.to
+        );
+        let _ = writeln!(
+            out,
+            "- [Upgrade helper {from} → {to}](https://backstage.github.io/upgrade-helper/?from={from}&to={to})\n",
+            from = plan.from,
+            to = plan.to
+        );
+    }
+    if !plan.follow_up.is_empty() {
+        let _ = writeln!(out, "### Then run\n");
+        for f in &plan.follow_up {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                code(&f.command),
+                f.reason.replace('\n', " ")
+            );
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "### Tests\n");
+    let _ = writeln!(
+        out,
+        "Not run by `uplift apply`: the workflow's test step reports on this pull request's checks.\n"
+    );
+    // The file table goes last and is cut to fit GitHub's limit.
+    let tail_note = "\n_The table was cut to fit GitHub's pull-request body limit; `uplift plan --format json` lists every file._\n";
+    let mut table = String::from("### Files\n\n<details><summary>");
+    let _ = write!(
+        table,
+        "{} file(s)</summary>\n\n| File | Action | Notes |\n|---|---|---|\n",
+        plan.files.len()
+    );
+    let room = PR_BODY_LIMIT.saturating_sub(out.len() + tail_note.len() + 64);
+    let mut cut = false;
+    for file in &plan.files {
+        let mut notes = Vec::new();
+        if let Some(mode) = &file.mode_change {
+            notes.push(format!("mode {mode}"));
+        }
+        if let Some(reason) = &file.reason {
+            notes.push(cell(reason));
+        }
+        let row = format!(
+            "| {} | {} | {} |\n",
+            cell(&code(file.path.as_str())),
+            file.action.as_str(),
+            notes.join("; ")
+        );
+        if table.len() + row.len() > room {
+            cut = true;
+            break;
+        }
+        table.push_str(&row);
+    }
+    if !plan.files.is_empty() {
+        out.push_str(&table);
+        if cut {
+            out.push_str(tail_note);
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -23,13 +23,28 @@ pub struct Args {
     /// What to print: the plan as text (default) or JSON (the same document as `plan`).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Write a pull-request body (markdown: from/to, conflicts first, release links, plan) to
+    /// FILE, for `gh pr create --body-file FILE`. Written even when conflicts remain.
+    #[arg(long, value_name = "FILE")]
+    pr_body: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
+    if args.upgrade.stepwise {
+        let branch = args.branch.as_deref();
+        return crate::commands::stepwise::apply(
+            &args.upgrade,
+            branch,
+            args.allow_dirty,
+            args.allow_conflicts,
+            global.quiet,
+        );
+    }
     let prepared = args.upgrade.prepare()?;
     let options = ApplyOptions {
         branch: args.branch.clone(),
         allow_dirty: args.allow_dirty,
+        continue_branch: false,
     };
     let outcome = uplift_upgrade::apply(&prepared, &options).map_err(upgrade_error)?;
     if !global.quiet || args.format == Format::Json {
@@ -45,6 +60,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
             ),
             None => eprintln!("applied: {written} change(s) written"),
         }
+    }
+    if let Some(path) = &args.pr_body {
+        let backstage =
+            crate::gha::is_backstage(&prepared.plan.source, &args.upgrade.marker.marker_file);
+        let body = crate::gha::pr_body(&prepared, backstage, args.branch.as_deref());
+        std::fs::write(path, body).map_err(|e| {
+            crate::exit::CliError::from_error(crate::exit::Exit::Environment, &e)
+                .with_hint(format!("--pr-body {} could not be written", path.display()))
+        })?;
     }
     if prepared.plan.has_conflicts() && !args.allow_conflicts {
         eprintln!(

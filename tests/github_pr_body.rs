@@ -1,0 +1,207 @@
+//! `uplift apply --branch --pr-body FILE` on a conflicting upgrade: the branch is committed with
+//! the markers, and the body lists every conflict first, with its reason, as valid markdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+
+fn conflicting_app() -> tempfile::TempDir {
+    let app = fixture_app();
+    let path = app.path();
+    let readme = fs::read_to_string(path.join("README.md")).unwrap();
+    fs::write(
+        path.join("README.md"),
+        readme.replace("Good luck!", "Maintained by the platform team."),
+    )
+    .unwrap();
+    fs::write(
+        path.join("packages/app/public/favicon.ico"),
+        b"\0\x01custom icon\0",
+    )
+    .unwrap();
+    fs::write(path.join("plugins/README.md"), "# Our plugins\n").unwrap();
+    fs::remove_file(path.join("scripts/setup.sh")).unwrap();
+    app
+}
+
+/// Headings, list items (as text with code spans kept in backticks) and table rows.
+#[derive(Debug, Default)]
+struct Doc {
+    headings: Vec<String>,
+    /// (the heading the list is under, item text)
+    items: Vec<(String, String)>,
+    table_rows: Vec<Vec<String>>,
+    links: Vec<String>,
+}
+
+fn parse(markdown: &str) -> Doc {
+    let mut doc = Doc::default();
+    let mut text = String::new();
+    let mut in_heading = false;
+    let mut in_item = false;
+    let mut row: Option<Vec<String>> = None;
+    let mut current_heading = String::new();
+    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => {
+                in_heading = true;
+                text.clear();
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                in_heading = false;
+                current_heading = text.clone();
+                doc.headings.push(text.clone());
+            }
+            Event::Start(Tag::Item) => {
+                in_item = true;
+                text.clear();
+            }
+            Event::End(TagEnd::Item) => {
+                in_item = false;
+                doc.items
+                    .push((current_heading.clone(), text.trim().to_string()));
+            }
+            Event::Start(Tag::TableRow) | Event::Start(Tag::TableHead) => row = Some(Vec::new()),
+            Event::End(TagEnd::TableRow) | Event::End(TagEnd::TableHead) => {
+                doc.table_rows.extend(row.take());
+            }
+            Event::Start(Tag::TableCell) => text.clear(),
+            Event::End(TagEnd::TableCell) => {
+                if let Some(r) = row.as_mut() {
+                    r.push(text.clone());
+                }
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => doc.links.push(dest_url.to_string()),
+            Event::Text(t) => text.push_str(&t),
+            Event::Code(c) => {
+                text.push('`');
+                text.push_str(&c);
+                text.push('`');
+            }
+            _ => {}
+        }
+        let _ = (in_heading, in_item, HeadingLevel::H1);
+    }
+    doc
+}
+
+#[test]
+fn pr_body_lists_every_conflict_first_with_its_reason() {
+    let app = conflicting_app();
+    git_commit_all(app.path());
+    let body_file = app.path().join("..").join(format!(
+        "pr-body-{}.md",
+        app.path().file_name().unwrap().to_string_lossy()
+    ));
+    // Plan first: the conflicts and reasons the body must list.
+    let plan = run(uplift()
+        .args(["plan", "--format", "json", "--to", "2.0.0"])
+        .args(ACME)
+        .arg("--app")
+        .arg(app.path()));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let conflicts: Vec<(String, String)> = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "conflict")
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(conflicts.len() >= 3, "{conflicts:?}");
+
+    let output = run(uplift()
+        .args([
+            "apply",
+            "--to",
+            "2.0.0",
+            "--branch",
+            "uplift/2.0.0",
+            "--pr-body",
+        ])
+        .arg(&body_file)
+        .args(ACME)
+        .arg("--app")
+        .arg(app.path()));
+    // Conflicts remain: exit 1, but the branch is committed with the markers and the body written.
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let repo = git2::Repository::open(app.path()).unwrap();
+    let head = repo.head().unwrap();
+    assert_eq!(head.shorthand().unwrap(), "uplift/2.0.0");
+    let readme = fs::read_to_string(app.path().join("README.md")).unwrap();
+    assert!(readme.contains("<<<<<<< "), "{readme}");
+    assert!(
+        repo.statuses(None)
+            .unwrap()
+            .iter()
+            .all(|s| s.status().is_empty() || s.status() == git2::Status::WT_NEW)
+    );
+
+    let body = fs::read_to_string(&body_file).unwrap();
+    let _ = fs::remove_file(&body_file);
+    let doc = parse(&body);
+    assert_eq!(
+        doc.headings.first().map(String::as_str),
+        Some("Upgrade 1.0.0 → 2.0.0")
+    );
+    // The conflicts section comes before every other section.
+    assert_eq!(
+        doc.headings.get(1).map(String::as_str),
+        Some("Conflicts to resolve"),
+        "{body}"
+    );
+    let listed: Vec<&String> = doc
+        .items
+        .iter()
+        .filter(|(h, _)| h == "Conflicts to resolve")
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(listed.len(), conflicts.len(), "{body}");
+    for (path, reason) in &conflicts {
+        let item = listed
+            .iter()
+            .find(|t| t.starts_with(&format!("`{path}`")))
+            .unwrap_or_else(|| panic!("{path} not listed: {listed:?}"));
+        assert!(item.contains(reason.as_str()), "{item} lacks {reason}");
+    }
+    // README's first conflict marker line is given.
+    let marker_line = readme
+        .lines()
+        .position(|l| l.starts_with("<<<<<<<"))
+        .unwrap()
+        + 1;
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.starts_with(&format!("`README.md` (line {marker_line})"))),
+        "{listed:?}"
+    );
+    // Backstage links for these releases (the app's marker is backstage.json).
+    assert!(
+        doc.links
+            .iter()
+            .any(|l| l.contains("upgrade-helper/?from=1.0.0&to=2.0.0")),
+        "{:?}",
+        doc.links
+    );
+    assert!(doc.links.iter().any(|l| l.ends_with("v2.0.0-changelog.md")));
+    // The file table parses as a table: a header and one row of 3 cells per planned file.
+    assert_eq!(
+        doc.table_rows.len(),
+        plan["files"].as_array().unwrap().len() + 1
+    );
+    assert!(
+        doc.table_rows.iter().all(|r| r.len() == 3),
+        "{:?}",
+        doc.table_rows
+    );
+    assert!(body.len() < 65_536);
+}
