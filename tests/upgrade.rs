@@ -418,3 +418,78 @@ fn bad_input_gets_one_clear_line_and_exit_2() {
         stderr(&output)
     );
 }
+
+#[test]
+fn stepwise_commits_each_release_and_stops_at_the_first_conflict() {
+    let app = fixture_app();
+    // Conflicts only with 2.0.0 (which rewrites this README line).
+    let readme = fs::read_to_string(app.path().join("README.md")).unwrap();
+    fs::write(
+        app.path().join("README.md"),
+        readme.replace("Good luck!", "Maintained by us."),
+    )
+    .unwrap();
+    let repo = git_commit_all(app.path());
+    let plan = run(uplift()
+        .arg("plan")
+        .arg("--app")
+        .arg(app.path())
+        .args(ACME)
+        .args(["--stepwise", "--format", "json"]));
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let steps: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}->{}:{}",
+                s["from"].as_str().unwrap(),
+                s["to"].as_str().unwrap(),
+                s["summary"]["conflict"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        ["1.0.0->1.1.0:0", "1.1.0->1.2.0:0", "1.2.0->2.0.0:1"]
+    );
+    assert_eq!(plan["stopped_at"], "2.0.0");
+
+    let output = run(uplift()
+        .arg("apply")
+        .arg("--app")
+        .arg(app.path())
+        .args(ACME)
+        .args(["--stepwise", "--branch", "uplift/steps"]));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("stopped before 1.2.0 -> 2.0.0"),
+        "{}",
+        stderr(&output)
+    );
+    let mut walk = repo.revwalk().unwrap();
+    walk.push_head().unwrap();
+    let messages: Vec<String> = walk
+        .map(|oid| {
+            let commit = repo.find_commit(oid.unwrap()).unwrap();
+            String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned()
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Upgrade from 1.1.0 to 1.2.0",
+            "Upgrade from 1.0.0 to 1.1.0",
+            "initial"
+        ]
+    );
+    let marker = fs::read_to_string(app.path().join("backstage.json")).unwrap();
+    assert!(marker.contains("\"1.2.0\""), "{marker}");
+    assert!(
+        !fs::read_to_string(app.path().join("README.md"))
+            .unwrap()
+            .contains("<<<<<<<")
+    );
+}

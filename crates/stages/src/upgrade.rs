@@ -230,6 +230,7 @@ impl Stage for UpgradeStage {
                 let options = ApplyOptions {
                     branch: job.with.branch.clone(),
                     allow_dirty: false,
+                    continue_branch: false,
                 };
                 let applied = uplift_upgrade::apply(&prepared, &options).map_err(failed)?;
                 let mut outputs = plan_outputs(&prepared);

@@ -14,6 +14,9 @@ pub struct ApplyOptions {
     pub branch: Option<String>,
     /// Apply even when the app has uncommitted changes.
     pub allow_dirty: bool,
+    /// The branch exists and is checked out already (later steps of a stepwise upgrade):
+    /// commit on it instead of creating it.
+    pub continue_branch: bool,
 }
 
 /// What the apply did.
@@ -69,7 +72,7 @@ pub fn apply(prepared: &Prepared, options: &ApplyOptions) -> Result<ApplyOutcome
             let (repo, prefix) = open_repo(app)?.ok_or_else(|| Error::NotARepository {
                 path: app.to_path_buf(),
             })?;
-            if repo.find_branch(name, BranchType::Local).is_ok() {
+            if !options.continue_branch && repo.find_branch(name, BranchType::Local).is_ok() {
                 return Err(Error::BranchExists { name: name.clone() });
             }
             Some((repo, prefix, name))
@@ -78,7 +81,13 @@ pub fn apply(prepared: &Prepared, options: &ApplyOptions) -> Result<ApplyOutcome
     };
     uplift_tree::apply(app, &prepared.changes)?;
     let commit = match repo {
-        Some((repo, prefix, name)) => Some(commit_on_branch(&repo, &prefix, name, prepared)?),
+        Some((repo, prefix, name)) => Some(commit_on_branch(
+            &repo,
+            &prefix,
+            name,
+            !options.continue_branch,
+            prepared,
+        )?),
         None => None,
     };
     Ok(ApplyOutcome {
@@ -115,6 +124,7 @@ fn commit_on_branch(
     repo: &Repository,
     prefix: &Path,
     name: &str,
+    create: bool,
     prepared: &Prepared,
 ) -> Result<String, Error> {
     let app = prepared.app.clone();
@@ -130,11 +140,13 @@ fn commit_on_branch(
         .head()
         .and_then(|h| h.peel_to_commit())
         .map_err(git("read HEAD"))?;
-    repo.branch(name, &head, false)
-        .map_err(git("create the branch"))?;
-    // HEAD moves to the new branch; it points at the same commit, so the work tree is untouched.
-    repo.set_head(&format!("refs/heads/{name}"))
-        .map_err(git("switch to the branch"))?;
+    if create {
+        repo.branch(name, &head, false)
+            .map_err(git("create the branch"))?;
+        // HEAD moves to the new branch; it points at the same commit, so the work tree is untouched.
+        repo.set_head(&format!("refs/heads/{name}"))
+            .map_err(git("switch to the branch"))?;
+    }
     let mut index = repo.index().map_err(git("read the index"))?;
     for change in &prepared.changes {
         let path = prefix.join(change.path().to_native(Path::new("")));

@@ -21,5 +21,7 @@ pub use apply::{ApplyOptions, ApplyOutcome, apply, is_dirty};
 pub use error::Error;
 pub use marker::Marker;
 pub use plan::FollowUp;
-pub use plan::{PLAN_SCHEMA, Plan, Prepared, UpgradeRequest, prepare};
+pub use plan::{
+    Overlay, PLAN_SCHEMA, Plan, Prepared, Steps, UpgradeRequest, prepare, prepare_steps,
+};
 pub use upstream::{Upstream, UpstreamConfig};

@@ -37,6 +37,12 @@ impl Marker {
         let Some(entry) = uplift_tree::read_entry(app, &self.rel_path()?)? else {
             return Err(Error::NoMarker { path });
         };
+        self.parse(&path, &entry)
+    }
+
+    /// The release recorded in a marker file's content (`path` names it in errors).
+    pub fn parse(&self, path: &Path, entry: &FileEntry) -> Result<String, Error> {
+        let path = path.to_path_buf();
         let text = std::str::from_utf8(&entry.content).map_err(|_| Error::Marker {
             path: path.clone(),
             message: "it is not UTF-8 text".into(),

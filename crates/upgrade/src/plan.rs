@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use uplift_merge::{Action, FilePlan, Labels, MergeOptions, Summary, merge_trees, paths_to_read};
-use uplift_tree::{Change, Tree};
+
+use uplift_template::Release;
+use uplift_tree::{Change, FileEntry, RelPath, Tree};
 
 use crate::{Error, Marker, Upstream};
 
@@ -63,6 +66,83 @@ pub struct Prepared {
 
 /// Renders base and target, reads the touched app paths, and merges. Writes nothing.
 pub fn prepare(upstream: &Upstream, request: &UpgradeRequest) -> Result<Prepared, Error> {
+    prepare_over(upstream, request, &Overlay::default())
+}
+
+/// Changes not yet written to the app, seen on top of it (`None`: deleted). Lets a stepwise
+/// plan show every step without writing anything.
+pub type Overlay = BTreeMap<RelPath, Option<FileEntry>>;
+
+fn read_over(app: &Path, overlay: &Overlay, path: &RelPath) -> Result<Option<FileEntry>, Error> {
+    match overlay.get(path) {
+        Some(entry) => Ok(entry.clone()),
+        None => Ok(uplift_tree::read_entry(app, path)?),
+    }
+}
+
+/// An upgrade cut into one step per release, each prepared on top of the previous ones.
+#[derive(Debug, Clone)]
+pub struct Steps {
+    pub steps: Vec<Prepared>,
+    /// The release whose step conflicts (the last step listed); `None` when all are clean.
+    pub stopped_at: Option<String>,
+    /// Releases after the conflicting step, not planned.
+    pub remaining: Vec<String>,
+}
+
+/// Prepares a stepwise upgrade: one step per release between the app's and the target,
+/// stopping after the first step with conflicts. Writes nothing.
+pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<Steps, Error> {
+    let (from, to) = resolve_range(upstream, request, &Overlay::default())?;
+    let releases: Vec<Release> = upstream
+        .releases()
+        .steps(&from, &to)
+        .into_iter()
+        .cloned()
+        .collect();
+    let mut overlay = Overlay::new();
+    let mut steps = Vec::new();
+    let mut previous = from;
+    for (index, release) in releases.iter().enumerate() {
+        let step_request = UpgradeRequest {
+            from: Some(previous.version.to_string()),
+            to: release.version.to_string(),
+            ..request.clone()
+        };
+        let prepared = prepare_over(upstream, &step_request, &overlay)?;
+        for change in &prepared.changes {
+            match change {
+                Change::Write { path, entry } => overlay.insert(path.clone(), Some(entry.clone())),
+                Change::Delete { path } => overlay.insert(path.clone(), None),
+            };
+        }
+        let conflicted = prepared.plan.has_conflicts();
+        steps.push(prepared);
+        if conflicted {
+            let remaining = releases[index + 1..]
+                .iter()
+                .map(|r| r.version.to_string())
+                .collect();
+            return Ok(Steps {
+                steps,
+                stopped_at: Some(release.version.to_string()),
+                remaining,
+            });
+        }
+        previous = release.clone();
+    }
+    Ok(Steps {
+        steps,
+        stopped_at: None,
+        remaining: Vec::new(),
+    })
+}
+
+fn resolve_range(
+    upstream: &Upstream,
+    request: &UpgradeRequest,
+    overlay: &Overlay,
+) -> Result<(Release, Release), Error> {
     let app = request.app.as_path();
     if !app.is_dir() {
         return Err(Error::NoApp {
@@ -71,7 +151,17 @@ pub fn prepare(upstream: &Upstream, request: &UpgradeRequest) -> Result<Prepared
     }
     let from_text = match &request.from {
         Some(from) => from.clone(),
-        None => request.marker.read(app)?,
+        None => {
+            let path = request.marker.rel_path()?;
+            match read_over(app, overlay, &path)? {
+                Some(entry) => request.marker.parse(&path.to_native(app), &entry)?,
+                None => {
+                    return Err(Error::NoMarker {
+                        path: path.to_native(app),
+                    });
+                }
+            }
+        }
     };
     let releases = upstream.releases();
     let from = releases.resolve(&from_text)?.clone();
@@ -82,10 +172,20 @@ pub fn prepare(upstream: &Upstream, request: &UpgradeRequest) -> Result<Prepared
             to: to.to_string(),
         });
     }
+    Ok((from, to))
+}
+
+fn prepare_over(
+    upstream: &Upstream,
+    request: &UpgradeRequest,
+    overlay: &Overlay,
+) -> Result<Prepared, Error> {
+    let app = request.app.as_path();
+    let (from, to) = resolve_range(upstream, request, overlay)?;
     tracing::info!(from = %from, to = %to, source = %upstream.describe(), "preparing upgrade");
     let base = upstream.render(&from)?;
     let theirs = upstream.render(&to)?;
-    let ours = read_paths(app, &base, &theirs)?;
+    let ours = read_paths(app, overlay, &base, &theirs)?;
     let mut options = request.merge.clone();
     options.text.labels = Labels {
         ours: "app".to_string(),
@@ -93,7 +193,13 @@ pub fn prepare(upstream: &Upstream, request: &UpgradeRequest) -> Result<Prepared
         theirs: format!("upstream {to}"),
     };
     let mut outcome = merge_trees(&base, &theirs, &ours, &options);
-    record_release(app, &request.marker, &to.version.to_string(), &mut outcome)?;
+    record_release(
+        app,
+        overlay,
+        &request.marker,
+        &to.version.to_string(),
+        &mut outcome,
+    )?;
     let follow_up = follow_ups(&outcome.files);
     let plan = Plan {
         schema: PLAN_SCHEMA,
@@ -115,10 +221,10 @@ pub fn prepare(upstream: &Upstream, request: &UpgradeRequest) -> Result<Prepared
 }
 
 /// Reads the app's version of every path upstream changed (and nothing else).
-fn read_paths(app: &Path, base: &Tree, theirs: &Tree) -> Result<Tree, Error> {
+fn read_paths(app: &Path, overlay: &Overlay, base: &Tree, theirs: &Tree) -> Result<Tree, Error> {
     let mut ours = Tree::new();
     for path in paths_to_read(base, theirs) {
-        if let Some(entry) = uplift_tree::read_entry(app, &path)? {
+        if let Some(entry) = read_over(app, overlay, &path)? {
             ours.insert(path, entry);
         }
     }
@@ -128,6 +234,7 @@ fn read_paths(app: &Path, base: &Tree, theirs: &Tree) -> Result<Tree, Error> {
 /// Makes sure the marker records the target release, whatever the merge did to it.
 fn record_release(
     app: &Path,
+    overlay: &Overlay,
     marker: &Marker,
     version: &str,
     outcome: &mut uplift_merge::MergeOutcome,
@@ -142,7 +249,7 @@ fn record_release(
             Change::Write { entry, .. } => Some(entry.clone()),
             Change::Delete { .. } => None,
         },
-        None => uplift_tree::read_entry(app, &path)?,
+        None => read_over(app, overlay, &path)?,
     };
     let Some(updated) = current.and_then(|entry| marker.updated(&entry, version)) else {
         return Ok(());

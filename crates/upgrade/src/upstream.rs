@@ -74,7 +74,11 @@ impl Upstream {
         };
         let source: Box<dyn ReleaseSource> = if uplift_npm::is_npm_spec(&config.source) {
             let npmrc_dir = config.npmrc_dir.as_deref();
-            Box::new(uplift_npm::open_source(&config.source, npmrc_dir, options.cache_dir)?)
+            Box::new(uplift_npm::open_source(
+                &config.source,
+                npmrc_dir,
+                options.cache_dir,
+            )?)
         } else {
             uplift_template::open_source(&config.source, &options)?
         };

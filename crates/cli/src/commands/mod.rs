@@ -11,5 +11,6 @@ pub mod releases;
 pub mod render;
 pub mod rollback;
 pub mod run;
+pub mod stepwise;
 pub mod upstream;
 pub mod validate;

@@ -41,6 +41,10 @@ pub struct UpgradeArgs {
     pub marker: MarkerArgs,
     #[command(flatten)]
     pub merge: MergeArgs,
+    /// Upgrade release by release (one commit each with `--branch`), stopping at the first
+    /// step with conflicts.
+    #[arg(long)]
+    pub stepwise: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,13 +56,18 @@ pub enum Format {
 }
 
 impl UpgradeArgs {
-    /// Opens the upstream and prepares the upgrade (reads only).
-    pub fn prepare(&self) -> Result<Prepared, CliError> {
+    /// The upstream and the marker, from flags or from the pipeline file.
+    pub fn open_upstream(&self) -> Result<(Upstream, Marker), CliError> {
         let (config, marker) = match (&self.pipeline, &self.upstream.upstream) {
             (Some(file), None) => upstream_from_pipeline(file)?,
             _ => (self.upstream.config_in(&self.app)?, self.marker.marker()),
         };
-        let upstream = Upstream::open(config).map_err(upgrade_error)?;
+        Ok((Upstream::open(config).map_err(upgrade_error)?, marker))
+    }
+
+    /// Opens the upstream and prepares the upgrade (reads only).
+    pub fn prepare(&self) -> Result<Prepared, CliError> {
+        let (upstream, marker) = self.open_upstream()?;
         let request = UpgradeRequest {
             app: self.app.clone(),
             from: self.from.clone(),
@@ -116,6 +125,9 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
             }
         };
         return crate::commands::run::plan_pipeline_file(file, format, &[], None, None);
+    }
+    if args.upgrade.stepwise {
+        return crate::commands::stepwise::plan(&args.upgrade, args.format);
     }
     let prepared = args.upgrade.prepare()?;
     print(&prepared, args.format);
