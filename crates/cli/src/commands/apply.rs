@@ -40,16 +40,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
             global.quiet,
         );
     }
-    if args.upgrade.stepwise {
-        let branch = args.branch.as_deref();
-        return crate::commands::stepwise::apply(
-            &args.upgrade,
-            branch,
-            args.allow_dirty,
-            args.allow_conflicts,
-            global.quiet,
-        );
-    }
     let prepared = args.upgrade.prepare()?;
     let options = ApplyOptions {
         branch: args.branch.clone(),
