@@ -18,6 +18,8 @@ pub mod extract;
 mod http;
 pub mod preset;
 mod source;
+#[cfg(feature = "test-registry")]
+pub mod testing;
 
 pub use config::{
     DEFAULT_REGISTRY, DEFAULT_VERSIONS_URL, ENV_REGISTRY, ENV_TOKEN, ENV_VERSIONS_URL, NpmSettings,

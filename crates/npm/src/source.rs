@@ -171,7 +171,12 @@ impl NpmSource {
         let url = format!("{}/v1/releases", self.settings.versions_url);
         let listing: ReleaseListing = self
             .http
-            .get_json(&url, "application/json", None, "the release list")?
+            .get_json(
+                &url,
+                "application/json",
+                self.settings.token_for(&url),
+                "the release list",
+            )?
             .ok_or(Error::Status {
                 url: url.clone(),
                 status: 404,
@@ -208,8 +213,9 @@ impl NpmSource {
             self.settings.versions_url,
             encode_component(&release.name)
         );
+        let token = self.settings.token_for(&url);
         self.http
-            .get_json(&url, "application/json", None, "the release manifest")?
+            .get_json(&url, "application/json", token, "the release manifest")?
             .ok_or(Error::Status { url, status: 404 })
     }
 
