@@ -235,13 +235,15 @@ impl Stage for DeployStage {
                                 .map(|h| format!("health: {h}"))
                                 .collect();
                             tail.extend(u.logs.lines().map(|l| format!("log: {l}")));
-                            return Err(StageError::Failed {
-                                message: format!(
-                                    "new container {} never got healthy: {}; the old release keeps serving",
-                                    u.container, u.reason
-                                ),
-                                tail,
-                            });
+                            let mut message = format!(
+                                "new container {} never got healthy: {}; the old release keeps serving",
+                                u.container, u.reason
+                            );
+                            for line in &tail {
+                                message.push_str("\n  ");
+                                message.push_str(line);
+                            }
+                            return Err(StageError::Failed { message, tail });
                         }
                         Err(e) => return Err(failed(&e)),
                     };
