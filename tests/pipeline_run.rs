@@ -509,3 +509,23 @@ fn a_second_run_is_refused_and_a_stale_lock_recovered() {
     let out = uplift_cmd(d, &["run", "-p", "p.yml"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_huge_line_is_cut_not_held_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = "stages:\n  big:\n    uses: run\n    with: { run: \"head -c 200000 /dev/zero | tr '\\\\0' a; echo; echo end\" }\n";
+    let out = run_in(d, pipeline, &["-q"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(run_dir(d).join("big/log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.len() <= 64 * 1024),
+        "a line longer than 64 KiB"
+    );
+    assert_eq!(
+        lines.iter().map(|l| l.matches('a').count()).sum::<usize>(),
+        200_000
+    );
+    assert_eq!(lines.last(), Some(&"end"));
+}

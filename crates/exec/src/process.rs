@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::events::Stream;
 use crate::stage::OutputSink;
 
+/// Longest line passed on whole; longer ones are cut.
+const MAX_LINE: usize = 64 * 1024;
+
 /// Lines of output kept for error messages.
 const TAIL_LINES: usize = 20;
 
@@ -196,22 +199,35 @@ async fn pump<R: AsyncRead + Unpin>(
     tail: Arc<Mutex<VecDeque<String>>>,
 ) {
     let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf);
-                let line = text.trim_end_matches(['\n', '\r']);
-                let masked = sink.line(stream, line);
-                if let Ok(mut tail) = tail.lock() {
-                    if tail.len() == TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(masked);
-                }
+    let mut buf: Vec<u8> = Vec::new();
+    let emit = |buf: &[u8]| {
+        let text = String::from_utf8_lossy(buf);
+        let line = text.trim_end_matches(['\n', '\r']);
+        let masked = sink.line(stream, line);
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
             }
+            tail.push_back(masked);
         }
+    };
+    while let Ok(available) = reader.fill_buf().await {
+        if available.is_empty() {
+            break;
+        }
+        let (take, newline) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        buf.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        // A line longer than MAX_LINE is cut into pieces rather than held whole.
+        if newline || buf.len() >= MAX_LINE {
+            emit(&buf);
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        emit(&buf);
     }
 }
