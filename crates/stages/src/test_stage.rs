@@ -655,7 +655,8 @@ impl Stage for TestStage {
                         &guard,
                         &with,
                         &app,
-                        &stage.env,
+                        // Only what the pipeline sets: the host's PATH, HOME... stay outside.
+                        &stage.declared_env,
                         &ctx.cancel,
                         &mut emit,
                     )

@@ -98,6 +98,8 @@ name: ship
 stages:
   checks:
     uses: test
+    env:
+      STAGE_VAR: from-stage
     with:
       app: web
       runner: container
@@ -109,7 +111,7 @@ stages:
         GREETING: hi
       steps:
         - name: install
-          run: mkdir -p node_modules && echo x >> node_modules/marker && echo "$GREETING installed"
+          run: mkdir -p node_modules && echo x >> node_modules/marker && echo "$GREETING $STAGE_VAR" > seen.txt && echo "$PATH" > path.txt
         - name: unit
           run: mkdir -p reports && printf '<testsuite name="s"><testcase name="a"/><testcase name="b"><skipped/></testcase></testsuite>' > reports/junit.xml
   image:
@@ -130,6 +132,11 @@ stages:
     assert_eq!(checks.outputs["passed"], "true");
     assert_eq!(checks.outputs["tests"], "2");
     assert_eq!(checks.outputs["skipped"], "1");
+    let seen = std::fs::read_to_string(d.path().join("web/seen.txt")).unwrap();
+    assert_eq!(seen, "hi from-stage\n");
+    // The host's PATH is not passed into the container.
+    let path = std::fs::read_to_string(d.path().join("web/path.txt")).unwrap();
+    assert_ne!(path.trim(), "/usr/bin:/bin");
     let img = report.stages.iter().find(|s| s.stage == "image").unwrap();
     let digest = &img.outputs["digest"];
     assert!(digest.starts_with("sha256:"), "{:?}", img.outputs);
@@ -336,7 +343,10 @@ stages:
     let yaml2 = yaml.replace("reports: \"junit.xml\"", "reports: \"none/*.xml\"");
     let report = run(d.path(), &yaml2).await;
     assert_eq!(report.result, RunResult::Success, "{:#?}", report.stages);
-    assert!(d.path().join("web/restored.txt").exists(), "the cache was restored");
+    assert!(
+        d.path().join("web/restored.txt").exists(),
+        "the cache was restored"
+    );
     assert!(d.path().join("web/node_modules/first").exists());
     assert_eq!(report.stages[0].outputs["passed"], "true");
 
