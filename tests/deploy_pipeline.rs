@@ -1,0 +1,222 @@
+//! `uses: deploy` through `uplift run` on a real Docker engine: a healthy release, then a broken
+//! one that fails the stage with its diagnostics while the old one keeps serving; `--plan`
+//! describes the deploy and masks nothing it should not show. With `CI=true`, a missing Docker
+//! engine fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no Docker engine"
+        );
+        eprintln!("skipping: no Docker engine");
+    }
+    ok
+}
+
+fn build(tag: &str, dockerfile: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
+    std::fs::create_dir(ctx.path().join("www")).unwrap();
+    std::fs::write(ctx.path().join("www/health"), "ok\n").unwrap();
+    std::fs::write(ctx.path().join("www/version"), format!("{tag}\n")).unwrap();
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args([
+            "build",
+            "-q",
+            "-t",
+            &format!("uplift-deploy-fixture:{tag}"),
+            "-f",
+        ])
+        .arg(root().join("fixtures/deploy").join(dockerfile))
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=dev.uplift.deploy.target={}", self.0),
+            ])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["rm", "-f", id]).output();
+            }
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
+fn pipeline(dir: &Path, target: &str, tag: &str) -> PathBuf {
+    let path = dir.join(format!("deploy-{tag}.yml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"name: deploy-fixture
+stages:
+  deploy:
+    uses: deploy
+    with:
+      name: {target}
+      image: uplift-deploy-fixture:{tag}
+      replicas: 2
+      health: {{ image: true, timeout: 8 }}
+      drain-ms: 200
+      env: {{ MODE: test }}
+      secrets: {{ API_TOKEN: "${{{{ secrets.API_TOKEN }}}}" }}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn uplift(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_uplift"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env("XDG_RUNTIME_DIR", dir)
+        .env("UPLIFT_SECRET_API_TOKEN", "tok-5b1c-secret")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn running(target: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=dev.uplift.deploy.target={target}"),
+            "--format",
+            "{{.Label \"dev.uplift.deploy.release\"}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn deploy_stage_rolls_out_and_a_broken_release_fails_with_diagnostics() {
+    if !docker_available() {
+        return;
+    }
+    build("v1", "Dockerfile");
+    build("broken", "Dockerfile.broken");
+    let target = format!("upt-pipe-{}", std::process::id());
+    let _cleanup = Cleanup(target.clone());
+    let dir = tempfile::tempdir().unwrap();
+
+    let plan = uplift(
+        dir.path(),
+        &[
+            "run",
+            "--plan",
+            "-p",
+            pipeline(dir.path(), &target, "v1").to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "deploy uplift-deploy-fixture:v1 to Docker target {target}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("secret environment: API_TOKEN"), "{text}");
+    assert!(!text.contains("tok-5b1c-secret"), "{text}");
+    assert!(running(&target).is_empty(), "a plan deploys nothing");
+
+    let run = uplift(
+        dir.path(),
+        &[
+            "run",
+            "-p",
+            pipeline(dir.path(), &target, "v1").to_str().unwrap(),
+        ],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("release 1 of {target} serving: 2 started")),
+        "{all}"
+    );
+    assert!(!all.contains("tok-5b1c-secret"), "{all}");
+    assert_eq!(running(&target), vec!["1", "1"]);
+    let env = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{json .Config.Labels}}",
+            &format!("{target}-1-0"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&env.stdout).contains("tok-5b1c-secret"),
+        "secrets stay out of the release record"
+    );
+
+    let run = uplift(
+        dir.path(),
+        &[
+            "run",
+            "-p",
+            pipeline(dir.path(), &target, "broken").to_str().unwrap(),
+        ],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(1), "{all}");
+    assert!(all.contains("never got healthy"), "{all}");
+    assert!(all.contains("migration 0042 failed"), "{all}");
+    assert_eq!(
+        running(&target),
+        vec!["1", "1"],
+        "the old release keeps serving"
+    );
+}
