@@ -156,8 +156,11 @@ pub const UPGRADE_SPEC: TypedSpec<UpgradeWith> = TypedSpec::new(
     &[
         "from",
         "to",
+        "files",
         "conflicts",
+        "conflicting-files",
         "changed",
+        "commit",
         "branch",
         "available",
         "current",
