@@ -242,6 +242,227 @@ pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> St
     out
 }
 
+/// The `::add-mask::` lines for every secret and the forms derived from it that tools print
+/// (base64, as in basic-auth headers and Docker configs; JSON-escaped; each line of a multi-line
+/// value).
+pub fn mask_commands<'a, I: IntoIterator<Item = &'a String>>(secrets: I) -> Vec<String> {
+    let mut lines = Vec::new();
+    for secret in secrets {
+        let mut forms = vec![secret.clone()];
+        forms.extend(uplift_github::derived_forms(secret));
+        if let Ok(json) = serde_json::to_string(secret) {
+            let inner = json.trim_matches('"').to_string();
+            if inner != *secret {
+                forms.push(inner);
+            }
+        }
+        for form in forms {
+            for line in uplift_github::add_mask(&form) {
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// The stages of a run by type, for the summary and the outputs.
+fn stages_of<'a>(
+    report: &'a uplift_exec::RunReport,
+    uses: &'a str,
+) -> impl Iterator<Item = &'a uplift_exec::StageSummary> {
+    report.stages.iter().filter(move |s| s.uses == uses)
+}
+
+/// Lines of a stage's log in the run folder (already masked by the executor).
+fn stage_log(report: &uplift_exec::RunReport, stage: &str) -> Vec<String> {
+    std::fs::read_to_string(report.dir.join(stage).join("log"))
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// `  conflict   PATH  REASON` lines of an upgrade stage's text plan.
+fn conflicts_in_log(lines: &[String]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix("conflict ")?.trim_start();
+            let (path, reason) = rest.split_once("  ").unwrap_or((rest, "conflict"));
+            Some((path.trim().to_string(), reason.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The end of a run in GitHub mode: annotations (failed stages, conflicts), outputs and the
+/// step summary. Everything written comes from the masked report and logs, and is masked
+/// once more with the run's secrets.
+pub fn finish_run(
+    gha: &Gha,
+    report: &uplift_exec::RunReport,
+    secrets: &std::collections::BTreeMap<String, String>,
+) -> Result<(), CliError> {
+    use std::fmt::Write as _;
+    let masker = uplift_exec::Masker::new(secrets.values());
+    let result = match report.result {
+        uplift_exec::RunResult::Success => "success",
+        uplift_exec::RunResult::Failure => "failure",
+        uplift_exec::RunResult::Cancelled => "cancelled",
+    };
+    let mut annotations = Annotations::new();
+    let mut summary = StepSummary::new();
+
+    // Stages table.
+    let mut table = format!(
+        "## Pipeline {result}\n\nRun `{}` in {:.1}s.\n\n| Stage | Type | Result | Duration | Note |\n|---|---|---|---|---|\n",
+        report.run_id,
+        report.duration.as_secs_f64()
+    );
+    for s in &report.stages {
+        let shown = if s.allowed_failure {
+            "failure (allowed)".to_string()
+        } else {
+            s.result.as_str().to_string()
+        };
+        let icon = match s.result {
+            uplift_exec::StageResult::Success => "✅",
+            uplift_exec::StageResult::Failure if s.allowed_failure => "⚠️",
+            uplift_exec::StageResult::Failure => "❌",
+            _ => "⏭️",
+        };
+        let _ = writeln!(
+            table,
+            "| `{}`{} | {} | {icon} {shown} | {:.1}s | {} |",
+            s.stage,
+            if s.finally { " (finally)" } else { "" },
+            s.uses,
+            s.duration_ms as f64 / 1000.0,
+            cell(s.reason.as_deref().unwrap_or(""))
+        );
+        if s.result == uplift_exec::StageResult::Failure {
+            let level = if s.allowed_failure {
+                Level::Warning
+            } else {
+                Level::Error
+            };
+            annotations.push(
+                Annotation::new(level, s.reason.clone().unwrap_or_else(|| "failed".into()))
+                    .title(format!("stage {} ({}) failed", s.stage, s.uses)),
+            );
+        }
+    }
+    summary.section("Stages", table);
+
+    let out_err = |e: uplift_github::Error| CliError::from_error(Exit::Environment, &e);
+    let mut outputs = Outputs::new();
+    // The upgrade: outputs, the plan as the stage printed it, conflicts annotated.
+    for s in stages_of(report, "upgrade") {
+        let get = |k: &str| s.outputs.get(k).cloned().unwrap_or_default();
+        if let Some(available) = s.outputs.get("available") {
+            outputs
+                .set("upgrade-available", available.as_str())
+                .map_err(out_err)?;
+            outputs.set("current", get("current")).map_err(out_err)?;
+            outputs.set("target", get("latest")).map_err(out_err)?;
+        } else if s.outputs.contains_key("to") {
+            outputs.set("current", get("from")).map_err(out_err)?;
+            outputs.set("target", get("to")).map_err(out_err)?;
+            outputs
+                .set("conflicts", get("conflicting-files"))
+                .map_err(out_err)?;
+        }
+        let log = stage_log(report, &s.stage);
+        for (path, reason) in conflicts_in_log(&log) {
+            annotations.push(
+                Annotation::new(Level::Warning, reason)
+                    .file(path, None)
+                    .title(format!("upgrade conflict (stage {})", s.stage)),
+            );
+        }
+        if !log.is_empty() {
+            summary.section(
+                format!("Upgrade plan ({})", s.stage),
+                format!(
+                    "## Upgrade plan (`{}`)\n\n```text\n{}\n```\n",
+                    s.stage,
+                    log.join("\n").replace("```", "` ` `")
+                ),
+            );
+        }
+    }
+    // Test totals.
+    let mut tests = String::new();
+    for s in stages_of(report, "test") {
+        let get = |k: &str| s.outputs.get(k).cloned().unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            tests,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            s.stage,
+            s.result.as_str(),
+            get("tests"),
+            get("failures"),
+            get("errors"),
+            get("skipped")
+        );
+    }
+    if !tests.is_empty() {
+        summary.section(
+            "Tests",
+            format!(
+                "## Tests\n\n| Stage | Result | Tests | Failures | Errors | Skipped |\n|---|---|---|---|---|---|\n{tests}"
+            ),
+        );
+    }
+    // The image and where it went.
+    let mut images = String::new();
+    for s in stages_of(report, "image") {
+        if let Some(image) = s.outputs.get("image") {
+            outputs.set("image", image.as_str()).map_err(out_err)?;
+            let _ = writeln!(images, "- `{}`: `{image}`", s.stage);
+        }
+        if let Some(digest) = s.outputs.get("digest") {
+            outputs.set("digest", digest.as_str()).map_err(out_err)?;
+        }
+    }
+    if !images.is_empty() {
+        summary.section("Image", format!("## Image\n\n{images}"));
+    }
+    outputs.set("result", result).map_err(out_err)?;
+    outputs
+        .set("run-id", report.run_id.as_str())
+        .map_err(out_err)?;
+    let all: std::collections::BTreeMap<&str, &std::collections::BTreeMap<String, String>> = report
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), &s.outputs))
+        .collect();
+    outputs
+        .set(
+            "stage-outputs",
+            serde_json::to_string_pretty(&all).unwrap_or_default(),
+        )
+        .map_err(out_err)?;
+
+    // Mask once more: nothing GitHub keeps may carry a secret.
+    let mut masked = Outputs::new();
+    for (k, v) in outputs.iter() {
+        masked
+            .set(k, masker.mask(v).into_owned())
+            .map_err(out_err)?;
+    }
+    gha.commands(
+        annotations
+            .render()
+            .into_iter()
+            .map(|l| masker.mask(&l).into_owned()),
+    );
+    gha.outputs(&masked)?;
+    // The summary is cut as a whole, after masking, so the limit holds for what is written.
+    let mut final_summary = StepSummary::new();
+    final_summary.section("Run summary", masker.mask(&summary.render()).into_owned());
+    gha.summary(&final_summary)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

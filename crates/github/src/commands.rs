@@ -45,6 +45,22 @@ pub fn add_mask(value: &str) -> Vec<String> {
     lines
 }
 
+/// Forms of a secret that tools commonly print instead of the value itself, to be masked too:
+/// its standard and URL-safe base64 (basic-auth headers, Docker config `auth` fields).
+pub fn derived_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    if secret.trim().is_empty() {
+        return Vec::new();
+    }
+    let mut forms = vec![
+        STANDARD.encode(secret.as_bytes()),
+        URL_SAFE_NO_PAD.encode(secret.as_bytes()),
+    ];
+    forms.dedup();
+    forms
+}
+
 /// The kind of an annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
@@ -230,6 +246,13 @@ mod tests {
                 "::add-mask::line two"
             ]
         );
+    }
+
+    #[test]
+    fn derived_forms_are_base64() {
+        assert_eq!(derived_forms("user:pass"), vec!["dXNlcjpwYXNz"]);
+        assert!(derived_forms("").is_empty());
+        assert_eq!(derived_forms("a?>"), vec!["YT8+", "YT8-"]);
     }
 
     #[test]

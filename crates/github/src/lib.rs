@@ -18,8 +18,8 @@ mod outputs;
 mod summary;
 
 pub use commands::{
-    ANNOTATION_CAP, Annotation, Annotations, Level, add_mask, end_group, escape_data,
-    escape_property, group,
+    ANNOTATION_CAP, Annotation, Annotations, Level, add_mask, derived_forms, end_group,
+    escape_data, escape_property, group,
 };
 pub use outputs::{Outputs, parse_outputs, random_delimiter};
 pub use summary::{SUMMARY_LIMIT, StepSummary};

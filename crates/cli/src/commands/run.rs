@@ -47,6 +47,10 @@ pub struct Args {
     /// The plan's format (with --plan).
     #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
     pub format: PlanFormatArg,
+    /// Speak GitHub Actions even outside it (on when `GITHUB_ACTIONS=true`): masks first, a log
+    /// group per stage, annotations, outputs to `$GITHUB_OUTPUT`, the step summary.
+    #[arg(long)]
+    pub github: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +142,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     }
     let pipeline = load_pipeline(&path, false)?;
     let secrets = uplift_exec::load_secrets(args.secrets_file.as_deref()).map_err(exec_error)?;
+    let gha = crate::gha::Gha::detect(args.github);
+    // Before anything else is printed: GitHub must know every secret (and derived form).
+    gha.commands(crate::gha::mask_commands(secrets.values()));
     let work_dir = work_dir(args.dir.as_deref())?;
     if !(args.grace.is_finite() && args.grace >= 0.0) {
         return Err(CliError::new(
@@ -173,21 +180,47 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
             .map(String::as_str)
             .collect();
         let width = ids.iter().map(|s| s.len()).max().unwrap_or(0);
-        let printer = tokio::spawn(print_events(rx, json, quiet, width));
+        let printer = tokio::spawn(print_events(rx, json, quiet, width, gha.on));
         let report = uplift_exec::run_pipeline(&pipeline, &registry, &options, cancel, tx).await;
         let _ = printer.await;
         signals.abort();
         report
     });
     let report = report.map_err(exec_error)?;
+    scrub_stage_outputs(&report, &options.secrets);
     if !json {
         print_summary(&report);
+    }
+    if gha.on {
+        crate::gha::finish_run(&gha, &report, &options.secrets)?;
     }
     Ok(match report.result {
         RunResult::Success => Exit::Success,
         RunResult::Failure => Exit::Negative,
         RunResult::Cancelled => Exit::Cancelled,
     })
+}
+
+/// Masks the raw `$UPLIFT_OUTPUT` files the stages wrote in the run folder (the executor reads
+/// them and masks what it reports, but the files themselves still hold what the stage wrote),
+/// so no secret stays in the run folder.
+fn scrub_stage_outputs(report: &RunReport, secrets: &std::collections::BTreeMap<String, String>) {
+    let masker = uplift_exec::Masker::new(secrets.values());
+    if masker.is_empty() {
+        return;
+    }
+    for stage in &report.stages {
+        let path = report.dir.join(&stage.stage).join("outputs");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let masked = masker.mask(&text);
+        if masked != text
+            && let Err(error) = std::fs::write(&path, masked.as_bytes())
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot mask a stage's outputs file");
+        }
+    }
 }
 
 /// First SIGINT/SIGTERM: graceful cancel; second: force.
@@ -223,8 +256,41 @@ async fn print_events(
     json: bool,
     quiet: bool,
     width: usize,
+    github: bool,
 ) {
+    // In GitHub mode each stage's lines are held and printed as one `::group::` when it ends,
+    // so parallel stages do not interleave inside a group.
+    let mut held: std::collections::HashMap<String, Vec<String>> = Default::default();
     while let Some(event) = rx.recv().await {
+        if github && !json {
+            match &event {
+                Event::StageStarted { .. } => continue,
+                Event::StageOutput { stage, line, .. } => {
+                    held.entry(stage.clone()).or_default().push(line.clone());
+                    continue;
+                }
+                Event::StageFinished(s) => {
+                    let lines = held.remove(&s.stage).unwrap_or_default();
+                    let mut err = std::io::stderr().lock();
+                    let _ = writeln!(
+                        err,
+                        "{}",
+                        uplift_github::group(&format!(
+                            "{} ({}, {} in {})",
+                            s.stage,
+                            s.uses,
+                            s.result.as_str(),
+                            seconds(s.duration_ms)
+                        ))
+                    );
+                    for line in lines {
+                        let _ = writeln!(err, "{line}");
+                    }
+                    let _ = writeln!(err, "{}", uplift_github::end_group());
+                }
+                _ => {}
+            }
+        }
         if json {
             if let Ok(line) = serde_json::to_string(&event) {
                 let mut out = std::io::stdout().lock();
