@@ -21,6 +21,40 @@ pub struct FakeRelease {
     pub packages: BTreeMap<String, String>,
 }
 
+impl FakeRelease {
+    /// A release whose package holds `templates/NAME/` for each `(NAME, folder)` and whose
+    /// manifest lists the packages of the versions map `versions_json` (`root` left out).
+    pub fn from_folders(
+        release: &str,
+        package_version: &str,
+        templates: &[(&str, &std::path::Path)],
+        versions_json: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let mut packages: BTreeMap<String, String> =
+            serde_json::from_slice(&std::fs::read(versions_json)?)
+                .map_err(std::io::Error::other)?;
+        packages.remove("root");
+        let mut files = Vec::new();
+        for (name, folder) in templates {
+            files.extend(files_of(folder, &format!("templates/{name}/"))?);
+        }
+        files.push((
+            "package.json".to_string(),
+            format!(
+                "{{\"name\": \"@backstage/create-app\", \"version\": \"{package_version}\"}}\n"
+            )
+            .into_bytes(),
+            false,
+        ));
+        Ok(Self {
+            release: release.to_string(),
+            package_version: package_version.to_string(),
+            files,
+            packages,
+        })
+    }
+}
+
 /// A request the server saw: path and whether it carried `Authorization`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenRequest {

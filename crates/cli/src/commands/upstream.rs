@@ -119,8 +119,7 @@ impl UpstreamArgs {
             config.source = source.clone();
         }
         if self.preset.is_none() || !self.template.is_empty() {
-            config.lineage =
-                Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
+            config.lineage = Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
         }
         config.tag_pattern = self.tag_pattern.clone();
         config.include_pre = self.pre;

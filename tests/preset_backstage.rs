@@ -1,0 +1,259 @@
+//! `uplift plan --preset backstage` end to end, against a fake npm registry and versions site on
+//! loopback (built from the acme fixture releases), in a Backstage-like fixture app.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{root, run, stderr, stdout};
+use uplift_npm::testing::{FakeRegistry, FakeRelease};
+
+fn acme(release: &str, folder: &str) -> PathBuf {
+    root()
+        .join("fixtures/templates/acme")
+        .join(release)
+        .join(folder)
+}
+
+/// Backstage-like releases: 1.48.0 and 1.49.0 ship `default-app` (the old frontend system) and
+/// `next-app` (the new one); 1.50.0 ships the new system as `default-app`, the old one as
+/// `legacy-app`.
+fn registry() -> FakeRegistry {
+    let release =
+        |release: &str, version: &str, acme_release: &str, templates: &[(&str, PathBuf)]| {
+            let templates: Vec<(&str, &Path)> =
+                templates.iter().map(|(n, p)| (*n, p.as_path())).collect();
+            let mut release = FakeRelease::from_folders(
+                release,
+                version,
+                &templates,
+                &acme(acme_release, "versions.json"),
+            )
+            .unwrap();
+            // `next-app` (from acme 2.0.0) needs it in every release.
+            release
+                .packages
+                .entry("@acme/plugin-notifications-backend".into())
+                .or_insert_with(|| "0.4.0".into());
+            release
+        };
+    FakeRegistry::start(
+        "@backstage/create-app",
+        &[
+            release(
+                "1.48.0",
+                "0.8.0",
+                "1.0.0",
+                &[
+                    ("default-app", acme("1.0.0", "default-app")),
+                    ("next-app", acme("2.0.0", "next-app")),
+                ],
+            ),
+            release(
+                "1.49.0",
+                "0.8.1",
+                "1.1.0",
+                &[
+                    ("default-app", acme("1.1.0", "default-app")),
+                    ("next-app", acme("2.0.0", "next-app")),
+                ],
+            ),
+            release(
+                "1.50.0",
+                "0.9.0",
+                "2.0.0",
+                &[
+                    ("default-app", acme("2.0.0", "default-app")),
+                    ("legacy-app", acme("1.2.0", "default-app")),
+                ],
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+/// A copy of the fixture app, outside any git repository.
+fn app_copy(dir: &Path) -> PathBuf {
+    let app = dir.join("backstage-portal");
+    let source = root().join("fixtures/apps/backstage-portal");
+    for entry in walkdir::WalkDir::new(&source) {
+        let entry = entry.unwrap();
+        let target = app.join(entry.path().strip_prefix(&source).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+    app
+}
+
+/// `uplift ARGS` in `app`, with the registry and versions site of `registry`, a fresh cache and
+/// HOME (no user `.npmrc`).
+fn uplift_in(app: &Path, home: &Path, registry: &FakeRegistry) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_uplift"));
+    command
+        .current_dir(app)
+        .env("NO_COLOR", "1")
+        .env("HOME", home)
+        .env("UPLIFT_CACHE_DIR", home.join("cache"))
+        .env("UPLIFT_NPM_REGISTRY", registry.url())
+        .env("UPLIFT_BACKSTAGE_VERSIONS_URL", registry.url())
+        .env_remove("UPLIFT_UPSTREAM")
+        .env_remove("UPLIFT_NPM_TOKEN")
+        .env_remove("NPM_CONFIG_REGISTRY")
+        .env_remove("NPM_CONFIG_USERCONFIG")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("GITHUB_ACTIONS");
+    command
+}
+
+fn plan_json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nstdout: {}\nstderr: {}",
+            stdout(output),
+            stderr(output)
+        )
+    })
+}
+
+#[test]
+fn plan_with_the_preset_alone_follows_the_legacy_app() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    let output = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--format",
+        "json",
+    ]));
+    let plan = plan_json(&output);
+    assert_eq!(plan["source"], "npm:@backstage/create-app");
+    assert_eq!(plan["from"], "1.48.0");
+    assert_eq!(plan["to"], "1.50.0");
+    assert_eq!(plan["template_from"], "templates/default-app");
+    assert_eq!(plan["template_to"], "templates/legacy-app");
+    let follow_up: Vec<&str> = plan["follow_up"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["command"].as_str().unwrap())
+        .collect();
+    // (`yarn.lock` is untouched in the app, so the engine updates it: no `yarn install`.)
+    assert_eq!(
+        follow_up,
+        ["yarn backstage-cli versions:migrate"],
+        "{plan:#}"
+    );
+    // The same plan as with every setting given by hand.
+    let by_hand = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--upstream",
+        "npm:@backstage/create-app",
+        "--template",
+        "templates/default-app",
+        "--template",
+        "1.50.0=templates/legacy-app",
+        "--set",
+        "name=backstage-portal",
+        "--set",
+        "defaultBranch=main",
+        "--format",
+        "json",
+    ]));
+    let mut by_hand = plan_json(&by_hand);
+    // Without the preset there is no Backstage-specific follow-up.
+    by_hand["follow_up"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "command": "yarn backstage-cli versions:migrate",
+            "reason": "the app depends on Backstage packages through `backstage:^`",
+        }));
+    assert_eq!(by_hand, plan);
+
+    // The text plan, as a person reads it.
+    let text = run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "backstage"]));
+    assert_eq!(text.status.code(), output.status.code());
+    insta::assert_snapshot!("preset_backstage_plan_text", stdout(&text));
+
+    // Three plans, one download per release: the cache serves the rest.
+    let tarballs = registry
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".tgz"))
+        .count();
+    assert_eq!(tarballs, 2, "{:?}", registry.requests());
+}
+
+#[test]
+fn an_app_on_the_new_frontend_system_follows_default_app_and_values_can_be_overridden() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    std::fs::write(
+        app.join("packages/app/src/App.tsx"),
+        "import { createApp } from '@backstage/frontend-defaults';\n\nexport default createApp({}).createRoot();\n",
+    )
+    .unwrap();
+    let repo = git2::Repository::init(&app).unwrap();
+    repo.set_head("refs/heads/trunk").unwrap();
+    // `name` overridden, `defaultBranch` from the repository's HEAD.
+    let out = dir.path().join("rendered");
+    let render = run(uplift_in(&app, dir.path(), &registry)
+        .args(["render", "--preset", "backstage", "--release", "1.50.0"])
+        .args(["--set", "name=renamed-portal", "--out"])
+        .arg(&out));
+    assert!(render.status.success(), "{}", stderr(&render));
+    let catalog = std::fs::read_to_string(out.join("catalog-info.yaml")).unwrap();
+    assert!(catalog.contains("  name: renamed-portal\n"), "{catalog}");
+    let gitignore = std::fs::read_to_string(out.join(".gitignore")).unwrap();
+    assert!(
+        gitignore.contains("# Default branch: trunk\n"),
+        "{gitignore}"
+    );
+    let json = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--format",
+        "json",
+    ]));
+    let plan = plan_json(&json);
+    assert_eq!(plan["template_from"], "templates/next-app");
+    assert_eq!(plan["template_to"], "templates/default-app");
+}
+
+#[test]
+fn registry_errors_are_environment_errors_and_npmrc_tokens_are_used() {
+    let registry = registry();
+    registry.require_token("s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    let refused =
+        run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "backstage"]));
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains("401"), "{message}");
+    assert!(message.contains("hint:"), "{message}");
+    // The app's `.npmrc` gives the token, from the environment, as npm reads it.
+    let host = registry.url().trim_start_matches("http:");
+    std::fs::write(
+        app.join(".npmrc"),
+        format!("{host}/:_authToken=${{PORTAL_NPM_TOKEN}}\n"),
+    )
+    .unwrap();
+    let accepted = run(uplift_in(&app, dir.path(), &registry)
+        .env("PORTAL_NPM_TOKEN", "s3cret")
+        .args(["plan", "--preset", "backstage", "--format", "json"]));
+    assert_eq!(plan_json(&accepted)["to"], "1.50.0");
+    assert!(!stdout(&accepted).contains("s3cret"));
+    let unknown = run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "rails"]));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("unknown preset \"rails\" (known: backstage)"));
+}
