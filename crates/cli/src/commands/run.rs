@@ -171,7 +171,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     let registry = uplift_stages::registry();
     let report: Result<RunReport, ExecError> = runtime.block_on(async {
         let cancel = Cancel::default();
-        let signals = tokio::spawn(watch_signals(cancel.clone()));
+        // Listen before any stage starts, so an early signal cannot kill us unhandled.
+        use tokio::signal::unix::{SignalKind, signal};
+        let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        let signals = tokio::spawn(watch_signals(cancel.clone(), streams));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let ids: Vec<&str> = pipeline
             .stages
@@ -224,12 +227,13 @@ fn scrub_stage_outputs(report: &RunReport, secrets: &std::collections::BTreeMap<
 }
 
 /// First SIGINT/SIGTERM: graceful cancel; second: force.
-async fn watch_signals(cancel: Cancel) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+type SignalStreams = (
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+);
+
+async fn watch_signals(cancel: Cancel, streams: SignalStreams) {
+    let (Ok(mut int), Ok(mut term)) = streams else {
         tracing::warn!("cannot listen for signals");
         return;
     };
