@@ -19,6 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Offline validation of rendered Kubernetes manifests (uplift-kube tests).
 command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate >&2
+# Offline schema checks of action.yml and the example GitHub workflows (scripts/test.sh).
+command -v check-jsonschema >/dev/null || pip install -q check-jsonschema >&2
 
 # --- Registries for the image tests (uplift-docker): Debian's docker-registry on loopback. ---
 # 127.0.0.1:5000 is open; 127.0.0.1:5001 requires htpasswd auth (user `uplift`, password
