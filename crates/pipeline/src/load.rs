@@ -403,7 +403,15 @@ impl<'a> Checker<'a> {
 
     fn check_upstream(&mut self, up: &Upstream, path: &YamlPath) {
         let known = ["git:", "dir:", "npm:"];
-        if !known.iter().any(|p| up.source.starts_with(p)) {
+        if up.source.is_empty() {
+            if up.preset.is_none() {
+                let pos = self.at_key(path);
+                self.problem(
+                    Problem::at(pos, "`upstream` needs a `source` or a `preset`", "here")
+                        .with_help("e.g. `source: git:https://github.com/backstage/backstage` or `preset: backstage`"),
+                );
+            }
+        } else if !known.iter().any(|p| up.source.starts_with(p)) {
             let pos = self.at_value(&path.key("source"));
             self.problem(
                 Problem::at(
