@@ -54,7 +54,8 @@ impl Scalar {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Upstream {
-    /// The release source: `git:PATH_OR_URL` (one tag per release) or `dir:PATH` (one folder per release).
+    /// The release source: `git:PATH_OR_URL` (one tag per release), `dir:PATH` (one folder per release) or `npm:PACKAGE` (a package of each Backstage release); may be left out with a `preset`.
+    #[serde(default)]
     pub source: String,
     /// The template folder inside a release: one path, or a list of `SUBDIR` / `VERSION=SUBDIR`
     /// entries (a template that moved: `VERSION=SUBDIR` applies from release VERSION on).
@@ -66,7 +67,7 @@ pub struct Upstream {
     /// Where the app records the upstream release it is at.
     #[serde(default)]
     pub marker: Option<MarkerSpec>,
-    /// A named preset of these settings (e.g. `backstage`).
+    /// A named preset of these settings, inferred from the app: `backstage` (source, template lineage, `name`, `defaultBranch`); the settings given here override it.
     #[serde(default)]
     pub preset: Option<String>,
 }

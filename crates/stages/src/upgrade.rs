@@ -48,28 +48,50 @@ fn resolve_source(source: &str, work_dir: &Path) -> String {
     format!("{kind}:{}", work_dir.join(location).display())
 }
 
-/// The upgrade engine's configuration from the pipeline's `upstream:` block.
+/// The upgrade engine's configuration from the pipeline's `upstream:` block (a preset reads
+/// the app in `work_dir`).
 pub fn upstream_config(
     spec: &UpstreamSpec,
     work_dir: &Path,
 ) -> Result<(UpstreamConfig, Marker), StageError> {
-    if let Some(preset) = &spec.preset {
-        return Err(StageError::Settings(format!(
-            "upstream preset `{preset}` is not available in this build; give `source` and `template`"
-        )));
-    }
-    let mut config = UpstreamConfig::new(resolve_source(&spec.source, work_dir));
+    upstream_config_for_app(spec, work_dir, work_dir)
+}
+
+/// The upgrade engine's configuration from the pipeline's `upstream:` block; a `preset` reads
+/// the app in `app` and the block's other settings override it.
+pub fn upstream_config_for_app(
+    spec: &UpstreamSpec,
+    work_dir: &Path,
+    app: &Path,
+) -> Result<(UpstreamConfig, Marker), StageError> {
     let entries: Vec<String> = match &spec.template {
         None => Vec::new(),
         Some(TemplateSpec::Path(path)) => vec![path.clone()],
         Some(TemplateSpec::PerRelease(list)) => list.clone(),
     };
-    config.lineage = Lineage::parse(&entries).map_err(|e| StageError::Settings(e.to_string()))?;
-    config.values = spec
-        .values
-        .iter()
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    let mut config = match &spec.preset {
+        Some(preset) => {
+            let mut config = uplift_upgrade::preset::preset_config(preset, app)
+                .map_err(|e| StageError::Settings(e.to_string()))?;
+            if !spec.source.is_empty() {
+                config.source = resolve_source(&spec.source, work_dir);
+            }
+            config
+        }
+        None if spec.source.is_empty() => {
+            return Err(StageError::Settings(
+                "the `upstream:` block needs a `source` or a `preset`".to_string(),
+            ));
+        }
+        None => UpstreamConfig::new(resolve_source(&spec.source, work_dir)),
+    };
+    if spec.preset.is_none() || !entries.is_empty() {
+        config.lineage =
+            Lineage::parse(&entries).map_err(|e| StageError::Settings(e.to_string()))?;
+    }
+    for (key, value) in &spec.values {
+        config.values.insert(key.clone(), value.clone());
+    }
     let marker = match &spec.marker {
         Some(marker) => Marker {
             file: marker.file.clone(),
@@ -94,7 +116,8 @@ fn job(
     let with = settings(stage)?;
     let spec = upstream
         .ok_or_else(|| StageError::Settings("the pipeline has no `upstream:` block".to_string()))?;
-    let (config, marker) = upstream_config(spec, work_dir)?;
+    let app = work_dir.join(PathBuf::from(&with.app));
+    let (config, marker) = upstream_config_for_app(spec, work_dir, &app)?;
     let style = match with.conflict_style {
         ConflictStyle::Merge => MergeStyle::Merge,
         ConflictStyle::Diff3 => MergeStyle::Diff3,
@@ -121,7 +144,9 @@ fn job(
 
 fn prepare(job: &Job) -> Result<Prepared, StageError> {
     let upstream = Upstream::open(job.upstream.clone()).map_err(failed)?;
-    uplift_upgrade::prepare(&upstream, &job.request).map_err(failed)
+    let mut prepared = uplift_upgrade::prepare(&upstream, &job.request).map_err(failed)?;
+    uplift_upgrade::preset::add_follow_ups(&upstream, &mut prepared);
+    Ok(prepared)
 }
 
 fn check_outputs(job: &Job) -> Result<Outputs, StageError> {
@@ -278,5 +303,60 @@ mod tests {
             resolve_source("git:https://example.invalid/r.git", dir),
             "git:https://example.invalid/r.git"
         );
+    }
+}
+
+#[cfg(test)]
+mod preset_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spec(yaml: &str) -> UpstreamSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_backstage_preset_needs_no_other_setting_and_the_block_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        std::fs::create_dir_all(app.join("packages/app")).unwrap();
+        std::fs::write(
+            app.join("catalog-info.yaml"),
+            "kind: Component\nmetadata:\n  name: portal\n",
+        )
+        .unwrap();
+        let (config, marker) =
+            upstream_config_for_app(&spec("preset: backstage\n"), dir.path(), &app).unwrap();
+        assert_eq!(config.source, "npm:@backstage/create-app");
+        assert_eq!(config.preset.as_deref(), Some("backstage"));
+        assert_eq!(config.values["name"], "portal");
+        assert_eq!(config.values["defaultBranch"], "main");
+        assert_eq!(
+            config.lineage,
+            Lineage::parse(&["templates/default-app", "1.50.0=templates/legacy-app"]).unwrap()
+        );
+        assert_eq!(marker, Marker::default());
+
+        let block = "preset: backstage\nsource: dir:releases\ntemplate: [templates/next-app]\nvalues:\n  name: other\n";
+        let (config, _) = upstream_config_for_app(&spec(block), dir.path(), &app).unwrap();
+        assert_eq!(
+            config.source,
+            format!("dir:{}", dir.path().join("releases").display())
+        );
+        assert_eq!(config.values["name"], "other");
+        assert_eq!(config.values["defaultBranch"], "main");
+        assert_eq!(
+            config.lineage,
+            Lineage::parse(&["templates/next-app"]).unwrap()
+        );
+
+        let error = upstream_config_for_app(&spec("values: {}\n"), dir.path(), &app)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs a `source` or a `preset`"), "{error}");
+        let error = upstream_config_for_app(&spec("preset: rails\n"), dir.path(), &app)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown preset \"rails\""), "{error}");
     }
 }
