@@ -220,3 +220,65 @@ fn deploy_stage_rolls_out_and_a_broken_release_fails_with_diagnostics() {
         "the old release keeps serving"
     );
 }
+
+#[test]
+fn kubernetes_deploy_plan_lists_the_manifests_without_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k8s.yml");
+    std::fs::write(
+        &path,
+        "name: k8s\nstages:\n  deploy:\n    uses: deploy\n    with:\n      target: kubernetes\n      name: portal\n      \
+         image: registry.local/portal@sha256:2222222222222222222222222222222222222222222222222222222222222222\n      \
+         kubernetes:\n        namespace: web\n        ingress: { host: portal.example.com }\n        \
+         services: { catalog: { plugins: [catalog, search] }, web: { plugins: [app] } }\n",
+    )
+    .unwrap();
+    // No kubeconfig: kubectl's default server is on loopback and refuses at once.
+    let out = Command::new(env!("CARGO_BIN_EXE_uplift"))
+        .args(["run", "--plan", "-p"])
+        .arg(&path)
+        .arg("--dir")
+        .arg(dir.path())
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "server-side apply ConfigMap portal-discovery",
+        "server-side apply Deployment portal-catalog",
+        "server-side apply Ingress portal",
+        "previous release record not read",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // An unpinned image is refused by the plan already.
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path).unwrap().replace(
+            "@sha256:2222222222222222222222222222222222222222222222222222222222222222",
+            ":1.0",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_uplift"))
+        .args(["run", "--plan", "-p"])
+        .arg(&path)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && all.contains("not pinned by digest"),
+        "{all}"
+    );
+}

@@ -449,3 +449,57 @@ async fn cancelled_deploy_leaves_the_old_release_and_no_strays() {
     let versions = versions_via_alias(&target);
     assert!(versions.iter().all(|v| v == "v1"), "{versions:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_secrets_ports_volumes_and_limits_reach_the_container() {
+    if !docker_available() {
+        return;
+    }
+    let (target, _cleanup, locks) = setup("limits");
+    let deployer = deployer(locks.path()).await;
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("note"), "mounted\n").unwrap();
+    let mut one = spec(&target, "v1");
+    one.replicas = 1;
+    one.env = BTreeMap::from([("MODE".to_owned(), "test".to_owned())]);
+    one.secret_env = vec!["API_TOKEN".to_owned()];
+    one.ports = vec![8080];
+    one.volumes = vec![format!("{}:/data:ro", data.path().display())];
+    one.memory_mb = Some(64);
+    one.cpus = Some(0.5);
+    let missing = deployer
+        .deploy(&one, &BTreeMap::new(), None, &CancellationToken::new())
+        .await;
+    assert!(
+        matches!(missing, Err(DeployError::MissingSecret(ref k)) if k == "API_TOKEN"),
+        "{missing:?}"
+    );
+    let secrets = BTreeMap::from([("API_TOKEN".to_owned(), "tok-123".to_owned())]);
+    let report = deployer
+        .deploy(&one, &secrets, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    let name = &report.started[0];
+    let inspect = |format: &str| docker(&["inspect", "-f", format, name]);
+    assert_eq!(
+        inspect("{{.HostConfig.Memory}}"),
+        (64 * 1024 * 1024).to_string()
+    );
+    assert_eq!(inspect("{{.HostConfig.NanoCpus}}"), "500000000");
+    let env = inspect("{{json .Config.Env}}");
+    assert!(
+        env.contains("MODE=test") && env.contains("API_TOKEN=tok-123"),
+        "{env}"
+    );
+    assert!(
+        !inspect("{{json .Config.Labels}}").contains("tok-123"),
+        "no secret in the record"
+    );
+    let port = docker(&["port", name, "8080/tcp"]);
+    assert!(
+        port.starts_with("127.0.0.1:"),
+        "published on loopback only: {port}"
+    );
+    let note = docker(&["exec", name, "/bin/busybox", "cat", "/data/note"]);
+    assert_eq!(note, "mounted");
+}

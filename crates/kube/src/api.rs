@@ -88,6 +88,8 @@ pub struct Kubectl {
     pub binary: Option<PathBuf>,
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// `--request-timeout` of every call (e.g. `5s`); kubectl's default when `None`.
+    pub request_timeout: Option<String>,
 }
 
 impl Kubectl {
@@ -103,6 +105,9 @@ impl Kubectl {
         }
         if let Some(context) = &self.context {
             args.push(format!("--context={context}"));
+        }
+        if let Some(timeout) = &self.request_timeout {
+            args.push(format!("--request-timeout={timeout}"));
         }
         (program, args)
     }

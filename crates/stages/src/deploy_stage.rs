@@ -119,15 +119,19 @@ fn backup_dir(db: &DatabaseWith, work_dir: &Path, stage_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| stage_dir.to_path_buf())
 }
 
-fn failed(error: &(dyn std::error::Error + 'static)) -> StageError {
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
+    message
+}
+
+fn failed(error: &(dyn std::error::Error + 'static)) -> StageError {
     StageError::Failed {
-        message,
+        message: chain(error),
         tail: Vec::new(),
     }
 }
@@ -188,13 +192,43 @@ impl Stage for DeployStage {
                 }
                 actions
                     .push("wait for each rollout; on failure re-apply the previous release".into());
+                // The diff against the current release record, read (never written) from the
+                // cluster; without a reachable cluster the plan shows the manifests alone.
+                let api = Kubectl {
+                    request_timeout: Some("5s".into()),
+                    ..Kubectl::default()
+                };
+                let diff = std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .ok()?;
+                            Some(runtime.block_on(uplift_kube::plan(&api, &spec.name, &manifests)))
+                        })
+                        .join()
+                        .ok()
+                        .flatten()
+                });
+                let diff = match diff {
+                    Some(Ok(diff)) => Some(diff),
+                    Some(Err(error)) => {
+                        actions.push(format!(
+                            "previous release record not read: {}",
+                            chain(&error)
+                        ));
+                        None
+                    }
+                    None => None,
+                };
                 Ok(StagePlan {
                     summary: format!(
                         "deploy {} to Kubernetes namespace {}",
                         spec.image, spec.namespace
                     ),
                     actions,
-                    detail: serde_json::json!({ "target": "kubernetes", "manifests": yaml }),
+                    detail: serde_json::json!({ "target": "kubernetes", "manifests": yaml, "diff": diff }),
                 })
             }
         }
