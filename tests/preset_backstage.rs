@@ -257,3 +257,67 @@ fn registry_errors_are_environment_errors_and_npmrc_tokens_are_used() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("unknown preset \"rails\" (known: backstage)"));
 }
+
+#[test]
+fn a_pipeline_with_only_the_preset_plans_the_upgrade() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    std::fs::write(
+        app.join("uplift.yml"),
+        "name: upgrade\nupstream: { preset: backstage }\nstages:\n  upgrade: { uses: upgrade, with: { app: ., to: latest } }\n",
+    )
+    .unwrap();
+    let output = run(uplift_in(&app, dir.path(), &registry).args(["plan", "-p", "uplift.yml"]));
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}\n{}", stderr(&output));
+    assert!(text.contains("upgrade 1.48.0 -> 1.50.0"), "{text}");
+    assert!(text.contains("> update     backstage.json"), "{text}");
+    assert!(
+        text.contains("> Then run: yarn backstage-cli versions:migrate"),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_with_the_preset_keeps_the_customizations() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    let output =
+        run(uplift_in(&app, dir.path(), &registry).args(["apply", "--preset", "backstage"]));
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let read = |path: &str| std::fs::read_to_string(app.join(path)).unwrap();
+    assert_eq!(read("backstage.json"), "{\n  \"version\": \"1.50.0\"\n}\n");
+    let config = read("app-config.yaml");
+    assert!(
+        config.contains("  title: ACME Developer Portal\n"),
+        "{config}"
+    );
+    assert!(config.contains("  name: ACME Corp\n"), "{config}");
+    let backend = read("packages/backend/package.json");
+    assert!(
+        backend.contains("\"@internal/plugin-audit-backend\": \"^1.0.0\""),
+        "{backend}"
+    );
+    // The upstream bump of the legacy line (acme 1.2.0's versions, served as 1.50.0's).
+    assert!(
+        backend.contains("\"@acme/plugin-auth-backend\": \"^0.23.0\""),
+        "{backend}"
+    );
+    assert!(app.join("packages/app/src/app/App.tsx").is_file());
+    assert!(!app.join("packages/app/src/App.tsx").exists());
+    // Nothing left to do afterwards.
+    let again = run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "backstage"]));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("Upgrade 1.50.0 -> 1.50.0"),
+        "{}",
+        stdout(&again)
+    );
+}
