@@ -343,3 +343,55 @@ fn check_in_actions_caps_a_huge_summary_and_the_conflict_annotations() {
         .count();
     assert!(rows > 1000 && rows < 5000, "{rows} rows");
 }
+
+#[test]
+fn run_with_an_upgrade_stage_annotates_conflicts_and_sets_outputs() {
+    let app = fixture_app();
+    let path = app.path();
+    let readme = fs::read_to_string(path.join("README.md")).unwrap();
+    fs::write(
+        path.join("README.md"),
+        readme.replace("Good luck!", "Ours."),
+    )
+    .unwrap();
+    fs::write(path.join("plugins/README.md"), "# Our plugins\n").unwrap();
+    let template = root().join("fixtures/templates/acme");
+    fs::write(
+        path.join("uplift.yml"),
+        format!(
+            "name: up\nupstream:\n  source: dir:{}\n  template: default-app\n  values:\n    name: acme-portal\n    defaultBranch: main\nstages:\n  upgrade:\n    uses: upgrade\n    with:\n      app: .\n      to: 2.0.0\n      allow-conflicts: true\n",
+            template.display()
+        ),
+    )
+    .unwrap();
+    git_commit_all(path);
+    let files = github_files();
+    let output = in_actions(
+        uplift().current_dir(path).args(["run", "-p", "uplift.yml"]),
+        &files,
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("::warning")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings[0].starts_with(
+            "::warning file=README.md,title=upgrade conflict (stage upgrade)::1 conflicting region"
+        ),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].starts_with("::warning file=plugins/README.md,"),
+        "{}",
+        warnings[1]
+    );
+    let outputs = parse_github_output(&fs::read_to_string(&files.output).unwrap());
+    assert_eq!(outputs["current"], "1.0.0");
+    assert_eq!(outputs["target"], "2.0.0");
+    assert_eq!(outputs["conflicts"], "2");
+    assert_eq!(outputs["result"], "success");
+    let summary = fs::read_to_string(&files.summary).unwrap();
+    assert!(summary.contains("## Upgrade plan (`upgrade`)"), "{summary}");
+    assert!(summary.contains("\n  conflict   README.md "), "{summary}");
+}

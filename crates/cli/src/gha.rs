@@ -287,6 +287,8 @@ fn conflicts_in_log(lines: &[String]) -> Vec<(String, String)> {
     lines
         .iter()
         .filter_map(|line| {
+            // Stage messages are logged as `! MESSAGE`.
+            let line = line.strip_prefix("! ").unwrap_or(line);
             let rest = line.trim_start().strip_prefix("conflict ")?.trim_start();
             let (path, reason) = rest.split_once("  ").unwrap_or((rest, "conflict"));
             Some((path.trim().to_string(), reason.trim().to_string()))
@@ -385,7 +387,11 @@ pub fn finish_run(
                 format!(
                     "## Upgrade plan (`{}`)\n\n```text\n{}\n```\n",
                     s.stage,
-                    log.join("\n").replace("```", "` ` `")
+                    log.iter()
+                        .map(|l| l.strip_prefix("! ").unwrap_or(l))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        .replace("```", "` ` `")
                 ),
             );
         }
