@@ -162,3 +162,49 @@ fn check_never_writes_to_the_app() {
     assert!(stdout(&output).contains("### Conflicts to resolve"));
     assert_eq!(before, snapshot_tree(app.path()));
 }
+
+/// Runs `uplift ARGS` under a pseudo-terminal (util-linux `script`), returning what the
+/// terminal showed.
+fn on_a_terminal(args: &str, no_color: bool) -> String {
+    let mut command = std::process::Command::new("script");
+    command
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_uplift")),
+            "/dev/null",
+        ])
+        .current_dir(root())
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("NO_COLOR");
+    if no_color {
+        command.env("NO_COLOR", "1");
+    }
+    let output = command
+        .output()
+        .expect("util-linux `script` (see scripts/services.sh)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn spinner_and_colour_only_on_a_terminal_and_never_with_no_color() {
+    let args = format!("check {} --app fixtures/apps/acme-portal", ACME.join(" "));
+    let tty = on_a_terminal(&args, false);
+    assert!(tty.contains("reading the upstream's releases"), "{tty:?}");
+    assert!(tty.contains("\x1b[36m"), "colour on a terminal: {tty:?}");
+    assert!(tty.contains("upgrade available: 1.0.0 -> 2.0.0"));
+    let plain_tty = on_a_terminal(&args, true);
+    assert!(plain_tty.contains("reading the upstream's releases"));
+    assert!(
+        !plain_tty.contains("\x1b[36m") && !plain_tty.contains("\x1b[2m"),
+        "NO_COLOR: {plain_tty:?}"
+    );
+    let quiet = on_a_terminal(&format!("{args} --quiet --exit-code"), false);
+    assert!(!quiet.contains("reading"), "{quiet:?}");
+    // Not a terminal: no spinner, no escape codes at all.
+    let piped = run(uplift()
+        .args(["check"])
+        .args(ACME)
+        .args(["--app", "fixtures/apps/acme-portal"]));
+    let all = format!("{}{}", stdout(&piped), stderr(&piped));
+    assert!(!all.contains('\x1b') && !all.contains("reading"), "{all:?}");
+}

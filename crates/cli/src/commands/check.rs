@@ -303,7 +303,13 @@ pub fn check(args: &Args) -> Result<Check, CliError> {
 
 pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     let gha = Gha::detect(args.github);
-    let check = check(&args).map_err(|error| match (error.exit, &error.hint) {
+    let progress = crate::progress::Progress::start(global, "reading the upstream's releases");
+    let check = check(&args);
+    match &check {
+        Ok(c) => progress.done(&format!("read {}", c.source), global),
+        Err(_) => drop(progress),
+    }
+    let check = check.map_err(|error| match (error.exit, &error.hint) {
         (Exit::Environment, None) => error.with_hint(
             "the upstream or the app could not be read (exit 3): check the source, the network and the paths",
         ),
