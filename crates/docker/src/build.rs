@@ -231,9 +231,23 @@ pub async fn build_image(
     let mut image_id: Option<String> = None;
     let mut last_lines: Vec<String> = Vec::new();
     let mut failure: Option<Error> = None;
+    // If this future is dropped mid-build, the engine cancels the build when it sees the
+    // connection close; the guard also removes the classic builder's running step at once.
+    let mut step_guard = StepGuard {
+        engine: engine.clone(),
+        container: None,
+    };
     while let Some(item) = stream.next().await {
         match item {
-            Ok(info) => handle_info(info, &mut image_id, &mut last_lines, on_event),
+            Ok(info) => {
+                if let Some(id) = info.stream.as_deref().and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.trim().strip_prefix("---> Running in "))
+                }) {
+                    step_guard.container = Some(id.trim().to_owned());
+                }
+                handle_info(info, &mut image_id, &mut last_lines, on_event)
+            }
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 failure = Some(Error::Build {
                     dockerfile: dockerfile.clone(),
@@ -248,6 +262,7 @@ pub async fn build_image(
         }
     }
     drop(stream);
+    step_guard.container = None;
     // The packer's own failure (an unreadable file) is the root cause of a truncated context;
     // its "engine stopped reading" is only a consequence of the engine's error.
     let packed = packer.await.map_err(|e| Error::Build {
@@ -286,6 +301,33 @@ pub async fn build_image(
         builder,
         context: summary,
     })
+}
+
+/// Removes the container of the classic builder's running step when a build is dropped.
+struct StepGuard {
+    engine: Engine,
+    container: Option<String>,
+}
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.container.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let engine = self.engine.clone();
+        tracing::debug!(container = %id, "build dropped: removing its running step");
+        handle.spawn(async move {
+            let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .build();
+            if let Err(e) = engine.docker().remove_container(&id, Some(opts)).await {
+                tracing::debug!(container = %id, error = %e, "remove build step container");
+            }
+        });
+    }
 }
 
 fn with_tail(message: &str, lines: &[String]) -> String {

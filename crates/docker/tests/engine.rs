@@ -610,3 +610,118 @@ async fn a_registry_that_is_down_is_retried_then_fails_clearly() {
     assert!(!status.reachable, "{status:?}");
     remove_image(&engine, &reference).await;
 }
+
+#[tokio::test]
+async fn a_dropped_build_stops_and_leaves_no_build_container() {
+    let Some(engine) = engine().await else { return };
+    let _serial = SERIAL.lock().await;
+    let image = test_image(&engine).await;
+    let ctx = tempfile::tempdir().unwrap();
+    let marker = unique("sleepy");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo {marker} && sleep 60\n"),
+    )
+    .unwrap();
+    let req = BuildRequest {
+        context_dir: ctx.path().into(),
+        builder: Builder::Classic,
+        ..Default::default()
+    };
+    let id = engine
+        .docker()
+        .inspect_image(&image)
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let filters = std::collections::HashMap::from([("ancestor", vec![id.as_str()])]);
+    let count = || async {
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        engine
+            .docker()
+            .list_containers(Some(opts))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.command.as_deref().unwrap_or("").contains(&marker))
+            .count()
+    };
+    // Run the build until its RUN step's container exists, then drop it.
+    let mut sink = |_| {};
+    let mut build = Box::pin(build_image(&engine, &req, &mut sink));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::select! {
+            r = &mut build => panic!("the build ended by itself: {r:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if count().await > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the RUN step never started");
+    }
+    drop(build);
+    // The engine notices the closed connection and removes the step's container.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count().await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count().await, 0);
+}
+
+#[tokio::test]
+async fn a_dropped_buildkit_build_stops_its_step() {
+    let Some(engine) = engine().await else { return };
+    if !engine.supports_buildkit() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let ctx = context("busybox");
+    let marker = unique("bksleepy");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo {marker}; /bin/busybox sleep 60; echo done\"]\n"
+        ),
+    )
+    .unwrap();
+    let req = BuildRequest {
+        context_dir: ctx.path().into(),
+        builder: Builder::BuildKit,
+        ..Default::default()
+    };
+    // BuildKit runs steps with runc, not as engine containers: look for the step's process.
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let mut sink = |_| {};
+    let mut build = Box::pin(build_image(&engine, &req, &mut sink));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::select! {
+            r = &mut build => panic!("the build ended by itself: {r:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if running() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the RUN step never started");
+    }
+    drop(build);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !running(),
+        "the step's process still runs after the build was dropped"
+    );
+}
