@@ -421,9 +421,7 @@ impl ReleaseSource for NpmSource {
 }
 
 fn template_error(error: Error) -> uplift_template::Error {
-    uplift_template::Error::Source {
-        source: Box::new(error),
-    }
+    uplift_template::Error::Source(uplift_template::ForeignError(Box::new(error)))
 }
 
 #[cfg(test)]

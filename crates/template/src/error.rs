@@ -62,12 +62,26 @@ pub enum Error {
     VersionsMap { path: String, message: String },
     #[error("{path} and {path}.hbs are both in the template")]
     Collision { path: String },
-    /// An error of a source implemented in another crate (e.g. `uplift-npm`).
-    #[error("{source}")]
-    Source {
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
+    /// An error of a source implemented in another crate (e.g. `uplift-npm`), shown as itself.
+    #[error(transparent)]
+    Source(ForeignError),
+}
+
+/// An error of another crate's [`ReleaseSource`](crate::ReleaseSource): displays as itself and
+/// continues with its own cause (no level is repeated in a cause chain).
+#[derive(Debug)]
+pub struct ForeignError(pub Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::fmt::Display for ForeignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ForeignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 fn nearby_hint(nearby: &[String]) -> String {

@@ -16,7 +16,7 @@ mod release;
 mod render;
 
 pub use dir::DirSource;
-pub use error::Error;
+pub use error::{Error, ForeignError};
 pub use git::GitSource;
 pub use lineage::Lineage;
 pub use release::{Release, ReleaseList, TagPattern};

@@ -61,7 +61,8 @@ pub fn add_follow_ups(upstream: &Upstream, prepared: &mut Prepared) {
 pub fn is_environment_error(error: &Error) -> bool {
     match error {
         Error::Npm(npm) => npm.is_environment(),
-        Error::Template(uplift_template::Error::Source { source }) => source
+        Error::Template(uplift_template::Error::Source(foreign)) => foreign
+            .0
             .downcast_ref::<uplift_npm::Error>()
             .is_some_and(uplift_npm::Error::is_environment),
         _ => false,
