@@ -478,4 +478,83 @@ mod tests {
     fn forced_turns_it_on() {
         assert!(Gha::detect(true).on);
     }
+
+    fn stage(id: &str, uses: &str, outputs: &[(&str, &str)]) -> uplift_exec::StageSummary {
+        uplift_exec::StageSummary {
+            stage: id.into(),
+            uses: uses.into(),
+            finally: false,
+            result: uplift_exec::StageResult::Success,
+            allowed_failure: false,
+            attempts: 1,
+            duration_ms: 1500,
+            reason: None,
+            outputs: outputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn finish_run_reports_tests_and_the_image_and_masks_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let gha = Gha {
+            env: Environment {
+                actions: true,
+                output: Some(dir.path().join("out")),
+                step_summary: Some(dir.path().join("summary")),
+            },
+            on: true,
+        };
+        let image = "127.0.0.1:5000/portal@sha256:abc";
+        let report = uplift_exec::RunReport {
+            run_id: "r1".into(),
+            dir: dir.path().join("run"),
+            result: uplift_exec::RunResult::Success,
+            stages: vec![
+                stage(
+                    "unit",
+                    "test",
+                    &[
+                        ("tests", "42"),
+                        ("failures", "0"),
+                        ("errors", "0"),
+                        ("skipped", "2"),
+                    ],
+                ),
+                stage(
+                    "image",
+                    "image",
+                    &[
+                        ("image", image),
+                        ("digest", "sha256:abc"),
+                        ("note", "pw=hunter2"),
+                    ],
+                ),
+            ],
+            duration: std::time::Duration::from_secs(3),
+        };
+        let secrets = [("PW".to_string(), "hunter2".to_string())].into();
+        finish_run(&gha, &report, &secrets).unwrap();
+        let summary = std::fs::read_to_string(dir.path().join("summary")).unwrap();
+        assert!(
+            summary.contains("| `unit` | success | 42 | 0 | 0 | 2 |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains(&format!("- `image`: `{image}`")),
+            "{summary}"
+        );
+        let outputs: std::collections::BTreeMap<String, String> =
+            uplift_github::parse_outputs(&std::fs::read_to_string(dir.path().join("out")).unwrap())
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert_eq!(outputs["image"], image);
+        assert_eq!(outputs["digest"], "sha256:abc");
+        assert_eq!(outputs["result"], "success");
+        assert!(outputs["stage-outputs"].contains("pw=***"));
+        assert!(!outputs["stage-outputs"].contains("hunter2"));
+    }
 }
