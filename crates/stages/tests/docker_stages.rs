@@ -307,6 +307,32 @@ stages:
         text.contains("answers but refuses the credentials"),
         "{text}"
     );
+
+    // What a person reads: the summary and actions of each stage.
+    let shown: Vec<String> = plan
+        .stages
+        .iter()
+        .map(|s| {
+            let p = serde_json::to_value(s).unwrap();
+            let actions: Vec<&str> = p["plan"]["actions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            format!(
+                "{}: {}\n  {}",
+                s.id,
+                p["plan"]["summary"].as_str().unwrap_or(""),
+                actions.join("\n  ")
+            )
+        })
+        .collect();
+    let tmp = d.path().display().to_string();
+    insta::with_settings!({filters => vec![
+        (tmp.as_str(), "[TMP]"),
+        (r"\d+ bytes", "[N] bytes"),
+    ]}, {
+        insta::assert_snapshot!("image_plan", shown.join("\n"));
+    });
 }
 
 #[tokio::test]
