@@ -277,6 +277,19 @@ fn a_pipeline_with_only_the_preset_plans_the_upgrade() {
         text.contains("> Then run: yarn backstage-cli versions:migrate"),
         "{text}"
     );
+    // `apply -p FILE` reads the upstream block; the preset reads the app given by --app.
+    let applied = run(uplift_in(dir.path(), dir.path(), &registry).args([
+        "apply",
+        "-p",
+        "backstage-portal/uplift.yml",
+        "--app",
+        "backstage-portal",
+    ]));
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let marker = std::fs::read_to_string(app.join("backstage.json")).unwrap();
+    assert_eq!(marker, "{\n  \"version\": \"1.50.0\"\n}\n");
+    let catalog = std::fs::read_to_string(app.join("catalog-info.yaml")).unwrap();
+    assert!(catalog.contains("name: backstage-portal"), "{catalog}");
 }
 
 #[test]

@@ -59,7 +59,7 @@ impl UpgradeArgs {
     /// The upstream and the marker, from flags or from the pipeline file.
     pub fn open_upstream(&self) -> Result<(Upstream, Marker), CliError> {
         let (config, marker) = match (&self.pipeline, &self.upstream.upstream) {
-            (Some(file), None) => upstream_from_pipeline(file)?,
+            (Some(file), None) => upstream_from_pipeline(file, &self.app)?,
             _ => (self.upstream.config_in(&self.app)?, self.marker.marker()),
         };
         Ok((Upstream::open(config).map_err(upgrade_error)?, marker))
@@ -81,8 +81,12 @@ impl UpgradeArgs {
     }
 }
 
-/// The upstream block of a pipeline file, with local paths relative to the file's folder.
-fn upstream_from_pipeline(file: &std::path::Path) -> Result<(UpstreamConfig, Marker), CliError> {
+/// The upstream block of a pipeline file, with local paths relative to the file's folder; a
+/// preset reads `app`.
+fn upstream_from_pipeline(
+    file: &std::path::Path,
+    app: &std::path::Path,
+) -> Result<(UpstreamConfig, Marker), CliError> {
     let pipeline = crate::commands::validate::load_pipeline(file, false)?;
     let spec = pipeline.upstream.as_ref().ok_or_else(|| {
         CliError::new(
@@ -91,7 +95,7 @@ fn upstream_from_pipeline(file: &std::path::Path) -> Result<(UpstreamConfig, Mar
         )
     })?;
     let dir = std::env::current_dir().map_err(|e| CliError::from_error(Exit::Environment, &e))?;
-    uplift_stages::upgrade::upstream_config(spec, &dir)
+    uplift_stages::upgrade::upstream_config_for_app(spec, &dir, &dir.join(app))
         .map_err(|e| CliError::from_error(Exit::BadInput, &e))
 }
 
