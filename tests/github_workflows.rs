@@ -47,6 +47,12 @@ fn action_commands(workflow: &serde_yaml::Value) -> Vec<String> {
             if uses.contains("/uplift@") {
                 commands.push(step["with"]["command"].as_str().unwrap().to_string());
             }
+            // `uplift ...` lines of shell steps (the action put it on the PATH).
+            for line in step["run"].as_str().unwrap_or_default().lines() {
+                if let Some(command) = line.trim().strip_prefix("uplift ") {
+                    commands.push(command.to_string());
+                }
+            }
         }
     }
     commands
@@ -74,7 +80,7 @@ fn workflow_commands_parse_with_the_binary() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 3);
+    assert_eq!(checked, 4);
     // The check itself can fail: a misspelt flag is refused.
     let bad = run(uplift().args(["check", "--whithin", "minor", "--help"]));
     assert_eq!(bad.status.code(), Some(2));

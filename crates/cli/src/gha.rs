@@ -200,7 +200,7 @@ pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> St
     let _ = writeln!(out, "### Tests\n");
     let _ = writeln!(
         out,
-        "Not run by `uplift apply`: the workflow's test step reports on this pull request's checks.\n"
+        "`uplift apply` runs no tests: the weekly workflow appends its test run's summary (stages, totals) at the end of this body, and the pull request's checks run the rest.\n"
     );
     // The file table goes last and is cut to fit GitHub's limit.
     let tail_note = "\n_The table was cut to fit GitHub's pull-request body limit; `uplift plan --format json` lists every file._\n";
