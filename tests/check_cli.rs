@@ -208,3 +208,35 @@ fn spinner_and_colour_only_on_a_terminal_and_never_with_no_color() {
     let all = format!("{}{}", stdout(&piped), stderr(&piped));
     assert!(!all.contains('\x1b') && !all.contains("reading"), "{all:?}");
 }
+
+#[test]
+fn check_reads_the_upstream_from_a_pipeline_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("uplift.yml");
+    fs::write(
+        &file,
+        format!(
+            "name: weekly\nupstream:\n  source: dir:{}\n  template: default-app\n  values:\n    name: acme-portal\n    defaultBranch: main\nstages:\n  check:\n    uses: upgrade\n    with:\n      app: .\n      check: true\n",
+            root().join("fixtures/templates/acme").display()
+        ),
+    )
+    .unwrap();
+    let output = run(uplift()
+        .args([
+            "check", "--plan", "--format", "json", "--within", "minor", "-p",
+        ])
+        .arg(&file)
+        .args(["--app", "fixtures/apps/acme-portal"]));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc = json(&output);
+    assert_eq!(doc["target"], "1.2.0");
+    assert_eq!(doc["merges_cleanly"], true);
+    // A pipeline without an upstream block is bad input.
+    fs::write(
+        &file,
+        "name: x\nstages:\n  a:\n    uses: run\n    with:\n      run: 'true'\n",
+    )
+    .unwrap();
+    let output = run(uplift().args(["check", "-p"]).arg(&file));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
