@@ -177,6 +177,21 @@ fn plan_with_the_preset_alone_follows_the_legacy_app() {
         }));
     assert_eq!(by_hand, plan);
 
+    // `releases` lists Backstage releases, the app's marked.
+    let releases = run(uplift_in(&app, dir.path(), &registry).args([
+        "releases",
+        "--preset",
+        "backstage",
+        "--app",
+        ".",
+    ]));
+    assert_eq!(
+        stdout(&releases),
+        "1.48.0  (current)\n1.49.0\n1.50.0  (latest)\n",
+        "{}",
+        stderr(&releases)
+    );
+
     // The text plan, as a person reads it.
     let text = run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "backstage"]));
     assert_eq!(text.status.code(), output.status.code());
