@@ -114,3 +114,56 @@ finally:
     let summary = fs::read_to_string(&summary_file).unwrap();
     assert!(summary.contains("## Pipeline cancelled"), "{summary}");
 }
+
+#[test]
+fn a_stage_ignoring_sigterm_is_killed_before_githubs_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let pipeline = r#"name: stubborn
+stages:
+  deploy:
+    uses: run
+    with:
+      run: |
+        trap '' TERM
+        touch started
+        while true; do sleep 0.1; done
+finally:
+  cleanup:
+    uses: run
+    with:
+      run: echo rolled back
+"#;
+    fs::write(d.join("p.yml"), pipeline).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uplift"))
+        .args(["run", "-p", "p.yml"])
+        .current_dir(d)
+        .env("NO_COLOR", "1")
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_OUTPUT")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&d.join("started"), Duration::from_secs(30));
+    let first = Instant::now();
+    signal(child.id(), "INT");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if first.elapsed() >= Duration::from_millis(7500) {
+            child.kill().unwrap();
+            panic!("the stage ignoring SIGTERM still ran when GitHub's SIGTERM was due");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = first.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.code(), Some(130), "{err}");
+    // Killed after the 5 s grace, not before (it ignored SIGTERM), and clean-up ran.
+    assert!(took >= Duration::from_millis(4500), "{took:?}");
+    assert!(err.contains("rolled back"), "{err}");
+}

@@ -12,6 +12,10 @@ use uplift_upgrade::Prepared;
 
 use crate::exit::{CliError, Exit};
 
+/// The default SIGTERM-to-SIGKILL grace of stages inside Actions, where the runner's own
+/// SIGTERM follows its SIGINT by about 7.5 s.
+pub const ACTIONS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Whether (and where) to write GitHub's files and commands.
 #[derive(Debug, Clone)]
 pub struct Gha {

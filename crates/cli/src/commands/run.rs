@@ -159,6 +159,15 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     options.only = args.only.clone();
     options.from = args.from.clone();
     options.grace = Duration::from_secs_f64(args.grace);
+    // GitHub sends SIGTERM ~7.5 s after SIGINT: unless --grace was given, stages that ignore
+    // SIGTERM are killed by Uplift itself well before that.
+    let grace_given = std::env::args_os().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == "--grace" || a.starts_with("--grace="))
+    });
+    if gha.on && !grace_given && options.grace > crate::gha::ACTIONS_GRACE {
+        options.grace = crate::gha::ACTIONS_GRACE;
+    }
     options.base_env = uplift_exec::base_env_from_process();
     options.secrets = secrets;
     let json = args.events == EventsFormat::Json;
@@ -173,7 +182,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         let cancel = Cancel::default();
         // Listen before any stage starts, so an early signal cannot kill us unhandled.
         use tokio::signal::unix::{SignalKind, signal};
-        let streams = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
         let signals = tokio::spawn(watch_signals(cancel.clone(), streams));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let ids: Vec<&str> = pipeline
