@@ -276,6 +276,14 @@ fn check_in_actions_caps_a_huge_summary_and_the_conflict_annotations() {
     let (template, app) = huge_upgrade();
     let files = github_files();
     let source = format!("dir:{}", template.path().display());
+    // Annotation paths are relative to the repository root (the app's parent here).
+    let workspace = app.path().parent().unwrap();
+    let app_name = app
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let output = in_actions(
         uplift()
             .args([
@@ -286,7 +294,8 @@ fn check_in_actions_caps_a_huge_summary_and_the_conflict_annotations() {
                 &source,
                 "--app",
             ])
-            .arg(app.path()),
+            .arg(app.path())
+            .env("GITHUB_WORKSPACE", workspace),
         &files,
     );
     let err = stderr(&output);
@@ -297,7 +306,9 @@ fn check_in_actions_caps_a_huge_summary_and_the_conflict_annotations() {
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("::warning")).collect();
     assert_eq!(warnings.len(), 10, "{err}");
     assert!(
-        warnings[0].starts_with("::warning file=conflict-00.txt,line=2,title="),
+        warnings[0].starts_with(&format!(
+            "::warning file={app_name}/conflict-00.txt,line=2,title="
+        )),
         "{}",
         warnings[0]
     );

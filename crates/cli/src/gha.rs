@@ -77,6 +77,32 @@ pub fn first_marker_line(prepared: &Prepared, path: &uplift_tree::RelPath) -> Op
         .map(|i| i as u64 + 1)
 }
 
+/// A file's path as GitHub wants it in an annotation: relative to the repository root
+/// (`$GITHUB_WORKSPACE`, else the current folder). Plan paths are relative to the app, which may
+/// be a subfolder; an app outside the workspace keeps the plan path.
+pub fn workspace_path(app: &std::path::Path, rel: &str) -> String {
+    let base = std::env::var_os("GITHUB_WORKSPACE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_dir().ok());
+    let app = std::path::absolute(app).unwrap_or_else(|_| app.to_path_buf());
+    let inside = base.as_deref().and_then(|b| {
+        let b = std::path::absolute(b).unwrap_or_else(|_| b.to_path_buf());
+        app.strip_prefix(&b).ok().map(std::path::Path::to_path_buf)
+    });
+    match inside {
+        Some(prefix) => {
+            let mut parts: Vec<String> = prefix
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            parts.push(rel.to_string());
+            parts.join("/")
+        }
+        None => rel.to_string(),
+    }
+}
+
 /// One `::warning` per conflicting file (at its first marker), capped by `Annotations`.
 pub fn conflict_annotations(prepared: &Prepared, level: Level) -> Annotations {
     let mut list = Annotations::new();
@@ -93,7 +119,7 @@ pub fn conflict_annotations(prepared: &Prepared, level: Level) -> Annotations {
         let line = first_marker_line(prepared, &file.path);
         list.push(
             Annotation::new(level, reason)
-                .file(file.path.to_string(), line)
+                .file(workspace_path(&prepared.app, file.path.as_str()), line)
                 .title(format!(
                     "upgrade conflict {} -> {}",
                     prepared.plan.from, prepared.plan.to
