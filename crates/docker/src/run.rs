@@ -164,10 +164,28 @@ pub async fn run_container(
         crate::guard::RunId::generate()
     );
     let opts = CreateContainerOptionsBuilder::new().name(&name).build();
-    let created = docker
-        .create_container(Some(opts), body)
+    let created = match docker
+        .create_container(Some(opts.clone()), body.clone())
         .await
-        .map_err(|e| Error::engine(format!("create a container from {}", spec.image), e))?;
+    {
+        Ok(c) => c,
+        // Like `docker run`: an image missing locally is pulled, then the create is retried.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            pull_image(engine, &spec.image).await?;
+            docker
+                .create_container(Some(opts), body)
+                .await
+                .map_err(|e| Error::engine(format!("create a container from {}", spec.image), e))?
+        }
+        Err(e) => {
+            return Err(Error::engine(
+                format!("create a container from {}", spec.image),
+                e,
+            ));
+        }
+    };
     let id = created.id;
     guard.track_container(&id);
     let started_at = std::time::Instant::now();
@@ -193,6 +211,24 @@ pub async fn run_container(
         ended,
         duration: started_at.elapsed(),
     })
+}
+
+/// Pulls `image` (anonymously) into the local store.
+async fn pull_image(engine: &Engine, image: &str) -> Result<()> {
+    tracing::info!(%image, "pulling image");
+    let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_image(image)
+        .build();
+    let mut pull = engine.docker().create_image(Some(opts), None, None);
+    while let Some(item) = pull.next().await {
+        if let Err(e) = item {
+            return Err(Error::Run {
+                image: image.to_owned(),
+                message: format!("the image is not in the local store and pulling it failed: {e}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn drive(

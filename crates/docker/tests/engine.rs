@@ -9,10 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{
-    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveImageOptionsBuilder,
-};
-use futures_util::StreamExt;
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptionsBuilder};
 use tokio_util::sync::CancellationToken;
 use uplift_docker::*;
 
@@ -192,11 +189,8 @@ async fn build_push_pull_by_digest_and_run() {
         remove_image(&engine, r).await;
     }
     let pinned = ImageRef::parse(&refs[0]).unwrap().with_digest(&digests[0]);
-    let opts = CreateImageOptionsBuilder::new().from_image(&pinned).build();
-    let mut pull = engine.docker().create_image(Some(opts), None, None);
-    while let Some(item) = pull.next().await {
-        item.unwrap();
-    }
+    assert!(engine.docker().inspect_image(&pinned).await.is_err());
+    // run_container pulls the missing image by digest, as `docker run` does.
     let run = RunId::generate();
     let guard = ResourceGuard::new(engine.clone(), run.clone());
     let spec = ContainerSpec {
@@ -724,4 +718,28 @@ async fn a_dropped_buildkit_build_stops_its_step() {
         !running(),
         "the step's process still runs after the build was dropped"
     );
+}
+
+#[tokio::test]
+async fn a_missing_image_that_cannot_be_pulled_is_a_clear_error() {
+    let Some(engine) = engine().await else { return };
+    let _serial = SERIAL.lock().await;
+    let run = RunId::generate();
+    let guard = ResourceGuard::new(engine.clone(), run.clone());
+    let image = format!("{REGISTRY}/uplift-it/{}:1", unique("missing"));
+    let err = run_container(
+        &guard,
+        &sh(&image, "true"),
+        &RunLimits::default(),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&err, Error::Run { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&image) && msg.contains("pulling it failed"),
+        "{msg}"
+    );
+    assert_eq!(containers_of(&engine, &run).await, 0);
 }
