@@ -383,11 +383,17 @@ fn run_with_an_upgrade_stage_annotates_conflicts_and_sets_outputs() {
     );
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{err}");
+    let readme = fs::read_to_string(path.join("README.md")).unwrap();
+    let readme_line = readme
+        .lines()
+        .position(|l| l.starts_with("<<<<<<<"))
+        .unwrap()
+        + 1;
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("::warning")).collect();
     assert_eq!(warnings.len(), 2, "{err}");
     assert!(
         warnings[0].starts_with(
-            "::warning file=README.md,title=upgrade conflict (stage upgrade)::1 conflicting region"
+            &format!("::warning file=README.md,line={readme_line},title=upgrade conflict (stage upgrade)::1 conflicting region")
         ),
         "{}",
         warnings[0]

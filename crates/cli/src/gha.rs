@@ -333,6 +333,7 @@ pub fn finish_run(
     gha: &Gha,
     report: &uplift_exec::RunReport,
     secrets: &std::collections::BTreeMap<String, String>,
+    apps: &std::collections::BTreeMap<String, std::path::PathBuf>,
 ) -> Result<(), CliError> {
     use std::fmt::Write as _;
     let masker = uplift_exec::Masker::new(secrets.values());
@@ -405,9 +406,21 @@ pub fn finish_run(
         }
         let log = stage_log(report, &s.stage);
         for (path, reason) in conflicts_in_log(&log) {
+            // The app as the run left it: conflict markers are written in the file.
+            let (file, line) = match apps.get(&s.stage) {
+                Some(app) => (
+                    workspace_path(app, &path),
+                    std::fs::read_to_string(app.join(&path)).ok().and_then(|t| {
+                        t.lines()
+                            .position(|l| l.starts_with("<<<<<<<"))
+                            .map(|i| i as u64 + 1)
+                    }),
+                ),
+                None => (path, None),
+            };
             annotations.push(
                 Annotation::new(Level::Warning, reason)
-                    .file(path, None)
+                    .file(file, line)
                     .title(format!("upgrade conflict (stage {})", s.stage)),
             );
         }
@@ -566,7 +579,7 @@ mod tests {
             duration: std::time::Duration::from_secs(3),
         };
         let secrets = [("PW".to_string(), "hunter2".to_string())].into();
-        finish_run(&gha, &report, &secrets).unwrap();
+        finish_run(&gha, &report, &secrets, &Default::default()).unwrap();
         let summary = std::fs::read_to_string(dir.path().join("summary")).unwrap();
         assert!(
             summary.contains("| `unit` | success | 42 | 0 | 0 | 2 |"),

@@ -207,7 +207,17 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         print_summary(&report);
     }
     if gha.on {
-        crate::gha::finish_run(&gha, &report, &options.secrets)?;
+        // Where each upgrade stage's app is, to annotate its conflicts at the right path and line.
+        let apps: std::collections::BTreeMap<String, PathBuf> = pipeline
+            .stages
+            .values()
+            .filter(|s| s.uses == "upgrade")
+            .map(|s| {
+                let app = s.with.get("app").and_then(|v| v.as_str()).unwrap_or(".");
+                (s.id.clone(), work_dir.join(app))
+            })
+            .collect();
+        crate::gha::finish_run(&gha, &report, &options.secrets, &apps)?;
     }
     Ok(match report.result {
         RunResult::Success => Exit::Success,
