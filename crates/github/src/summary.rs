@@ -108,7 +108,7 @@ impl StepSummary {
                 title.replace('\n', " ")
             );
         }
-        note.push_str("\n> The run folder and the JSON plan have everything.\n");
+        note.push('\n');
         // The note is short, but a huge number of cut sections must not break the limit.
         let room = self.limit.saturating_sub(out.len());
         out.push_str(cut_at_line(&note, room));
