@@ -252,3 +252,13 @@ fn committed_schema_is_current() {
         "{uses}"
     );
 }
+
+#[test]
+fn wrong_type_of_a_union_field() {
+    assert_one(
+        "stages:\n  a:\n    uses: run\n    needs: {x: 1}\n    with: {run: x}\n",
+        4,
+        12,
+        "expected a stage id or a list of stage ids",
+    );
+}

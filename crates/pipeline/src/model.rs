@@ -31,7 +31,7 @@ pub struct PipelineFile {
 
 /// A scalar written as a string, number or boolean; always used as its text.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a string, number or boolean")]
 pub enum Scalar {
     String(String),
     Bool(bool),
@@ -74,7 +74,10 @@ pub struct Upstream {
 
 /// `template:` as one path or a list of `SUBDIR` / `VERSION=SUBDIR` entries.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a template folder, or a list of `SUBDIR` / `VERSION=SUBDIR` entries"
+)]
 pub enum TemplateSpec {
     Path(String),
     PerRelease(Vec<String>),
@@ -92,7 +95,10 @@ pub struct MarkerSpec {
 
 /// Retries: a count, or a count with a backoff.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a retry count, or `{count, backoff, max-backoff}`"
+)]
 pub enum RetriesSpec {
     Count(u32),
     Detailed(RetriesDetailed),
@@ -150,7 +156,7 @@ pub struct StageFile {
 
 /// `needs:` as one id or a list.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a stage id or a list of stage ids")]
 pub enum Needs {
     #[default]
     #[schemars(skip)]
