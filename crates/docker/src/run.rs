@@ -45,6 +45,8 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// A network to attach to (`none` for no network).
     pub network: Option<String>,
+    /// The start of the container's name (`uplift-<prefix>-<unique>`; default: the run id).
+    pub name_prefix: Option<String>,
 }
 
 /// Limits of one run.
@@ -158,11 +160,20 @@ pub async fn run_container(
         }),
         ..Default::default()
     };
-    let name = format!(
-        "uplift-{}-{}",
-        guard.run_id(),
-        crate::guard::RunId::generate()
-    );
+    let prefix = spec
+        .name_prefix
+        .as_deref()
+        .unwrap_or(guard.run_id().as_str())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>();
+    let name = format!("uplift-{prefix}-{}", crate::guard::RunId::generate());
     let opts = CreateContainerOptionsBuilder::new().name(&name).build();
     let created = match docker
         .create_container(Some(opts.clone()), body.clone())

@@ -344,6 +344,7 @@ fn step_timeout(step: &TestStep) -> Result<Option<Duration>, TestError> {
 /// `emit` receives every output line (and the stage's own messages, on stderr).
 pub async fn run_container_steps(
     guard: &ResourceGuard,
+    stage_id: &str,
     with: &TestWith,
     app_dir: &Path,
     env: &BTreeMap<String, String>,
@@ -360,6 +361,7 @@ pub async fn run_container_steps(
         source,
     })?;
     let workdir = with.workdir.trim_end_matches('/').to_owned();
+    let name_prefix = format!("{}-{}", guard.run_id(), stage_id);
     let mut volumes = Vec::new();
     if !with.cache.is_empty() {
         let key = cache_key(&app_dir, &with.key)?;
@@ -396,6 +398,7 @@ pub async fn run_container_steps(
                 read_only: false,
             }],
             volumes: volumes.clone(),
+            name_prefix: Some(name_prefix.clone()),
             ..Default::default()
         };
         emit(Stream::Stderr, &format!("step {name} (in {image})"));
@@ -643,16 +646,22 @@ impl Stage for TestStage {
             match with.runner {
                 TestRunner::Container => {
                     let engine = Engine::connect().await.map_err(TestError::from)?;
-                    let guard = ResourceGuard::new(
-                        engine,
-                        RunId::new(format!("{}-{}", ctx.stage_id, RunId::generate())),
-                    );
+                    // The label carries the pipeline run's id (the name of the run folder), so
+                    // everything a run created can be found again by it.
+                    let run_id = ctx
+                        .stage_dir
+                        .parent()
+                        .and_then(Path::file_name)
+                        .map(|n| RunId::new(n.to_string_lossy()))
+                        .unwrap_or_else(RunId::generate);
+                    let guard = ResourceGuard::new(engine, run_id);
                     let sink = ctx.output.clone();
                     let mut emit = |s: Stream, l: &str| {
                         sink.line(s, l);
                     };
                     let result = run_container_steps(
                         &guard,
+                        &ctx.stage_id,
                         &with,
                         &app,
                         // Only what the pipeline sets: the host's PATH, HOME... stay outside.

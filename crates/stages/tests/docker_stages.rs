@@ -240,6 +240,21 @@ stages:
     let reason = timed.reason.clone().unwrap_or_default();
     assert!(reason.contains("timed out"), "{reason}");
     assert_eq!(containers_named(&engine, &id).await, 0);
+    // Containers are labelled with the pipeline run's id: none of them is left.
+    let label = format!("{}={}", uplift_docker::LABEL_RUN_ID, report.run_id);
+    let filters = HashMap::from([("label", vec![label.as_str()])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    assert!(
+        engine
+            .docker()
+            .list_containers(Some(opts))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
