@@ -205,15 +205,21 @@ pub async fn run_pipeline(
     // Every event goes to events.jsonl and to the caller.
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let events_path = run_dir.join("events.jsonl");
-    let mut events_file =
-        std::fs::File::create(&events_path).map_err(io_err("create", &events_path))?;
+    let mut events_file = std::io::BufWriter::new(
+        std::fs::File::create(&events_path).map_err(io_err("create", &events_path))?,
+    );
     let forward = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             if let Ok(line) = serde_json::to_string(&event) {
                 let _ = writeln!(events_file, "{line}");
             }
             let _ = events.send(event);
+            // Flush whenever the queue is drained: batched under load, current when idle.
+            if rx.is_empty() {
+                let _ = events_file.flush();
+            }
         }
+        let _ = events_file.flush();
     });
 
     let masker = options.masker();
