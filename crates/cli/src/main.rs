@@ -54,6 +54,8 @@ enum Command {
     Rollback(commands::rollback::Args),
     /// Is a newer upstream release out (and does it merge cleanly)? For scheduled jobs.
     Check(commands::check::Args),
+    /// Remove the containers, volumes and networks a crashed run left behind.
+    Cleanup(commands::cleanup::Args),
     /// Print a shell completion script.
     Completions(commands::completions::Args),
 }
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args, &cli.global),
         Command::Rollback(args) => commands::rollback::run(args, &cli.global),
         Command::Check(args) => commands::check::run(args, &cli.global),
+        Command::Cleanup(args) => commands::cleanup::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args),
     };
     match result {

@@ -740,6 +740,15 @@ impl Stage for TestStage {
     }
 }
 
+pub use uplift_docker::RemovedResources;
+
+/// The cleanup path of a crashed run: removes every container, volume and network labelled
+/// with `run_id` (cache volumes are kept).
+pub async fn cleanup_run(run_id: &str) -> Result<RemovedResources, uplift_docker::Error> {
+    let engine = Engine::connect().await?;
+    uplift_docker::remove_run_resources(&engine, &RunId::new(run_id)).await
+}
+
 fn host_cache_root(work_dir: &Path, with: &TestWith) -> PathBuf {
     match &with.cache_dir {
         Some(d) => work_dir.join(d),

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod cleanup;
 pub mod completions;
 pub mod diff;
 pub mod plan;
