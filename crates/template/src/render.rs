@@ -246,6 +246,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         // Handlebars reports an unclosed block where the file ends.
-        assert!(error.starts_with("bad.hbs:3:1: invalid handlebars syntax"), "{error}");
+        assert!(
+            error.starts_with("bad.hbs:3:1: invalid handlebars syntax"),
+            "{error}"
+        );
     }
 }
