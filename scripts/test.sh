@@ -10,4 +10,18 @@ bash scripts/services.sh
 check-jsonschema --builtin-schema vendor.github-actions action.yml && check-jsonschema --builtin-schema vendor.github-workflows pipelines/github/*.yml
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# Every test binary runs even when one fails; the totals close the output.
+log=$(mktemp)
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ {
+  for (i = 2; i <= NF; i++) {
+    if ($i ~ /^passed/) p += $(i - 1)
+    if ($i ~ /^failed/) f += $(i - 1)
+    if ($i ~ /^ignored/) s += $(i - 1)
+  }
+} END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+rm -f "$log"
+exit "$status"

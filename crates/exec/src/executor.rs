@@ -734,9 +734,11 @@ async fn run_stage(job: Job) -> Outcome {
                 },
             }
         };
+        // What the stage wrote to $UPLIFT_OUTPUT stays in the run folder only masked.
+        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
+        let _ = std::fs::write(&output_file, job.masker.mask(&written).as_bytes());
         match result {
             Ok(mut outputs) => {
-                let written = std::fs::read_to_string(&output_file).unwrap_or_default();
                 outputs.extend(parse_output_file(&written));
                 return Outcome {
                     id: id.clone(),
