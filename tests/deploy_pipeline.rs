@@ -4,76 +4,12 @@
 //! engine fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no Docker engine"
-        );
-        eprintln!("skipping: no Docker engine");
-    }
-    ok
-}
-
-fn build(tag: &str, dockerfile: &str) {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
-    std::fs::create_dir(ctx.path().join("www")).unwrap();
-    std::fs::write(ctx.path().join("www/health"), "ok\n").unwrap();
-    std::fs::write(ctx.path().join("www/version"), format!("{tag}\n")).unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args([
-            "build",
-            "-q",
-            "-t",
-            &format!("uplift-deploy-fixture:{tag}"),
-            "-f",
-        ])
-        .arg(root().join("fixtures/deploy").join(dockerfile))
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=dev.uplift.deploy.target={}", self.0),
-            ])
-            .output()
-        {
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("docker").args(["rm", "-f", id]).output();
-            }
-        }
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .output();
-    }
-}
+use common::deploy::{Cleanup, build_fixture, docker_available};
 
 fn pipeline(dir: &Path, target: &str, tag: &str) -> PathBuf {
     let path = dir.join(format!("deploy-{tag}.yml"));
@@ -133,8 +69,8 @@ fn deploy_stage_rolls_out_and_a_broken_release_fails_with_diagnostics() {
     if !docker_available() {
         return;
     }
-    build("v1", "Dockerfile");
-    build("broken", "Dockerfile.broken");
+    build_fixture("v1", "Dockerfile");
+    build_fixture("broken", "Dockerfile.broken");
     let target = format!("upt-pipe-{}", std::process::id());
     let _cleanup = Cleanup(target.clone());
     let dir = tempfile::tempdir().unwrap();

@@ -3,31 +3,16 @@
 //! `CI=true`, a missing Docker engine fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::deploy::{Cleanup, build_fixture, docker_available};
+use common::root;
 use tokio_util::sync::CancellationToken;
 use uplift_stages::deploy::docker::{Deployer, DockerDeploySpec, HealthCheck};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no Docker engine"
-        );
-        eprintln!("skipping: no Docker engine");
-    }
-    ok
-}
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
@@ -37,58 +22,6 @@ fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn build(tag: &str) {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
-    std::fs::create_dir(ctx.path().join("www")).unwrap();
-    std::fs::write(ctx.path().join("www/health"), "ok\n").unwrap();
-    std::fs::write(ctx.path().join("www/version"), format!("{tag}\n")).unwrap();
-    let out = Command::new("docker")
-        .env("DOCKER_BUILDKIT", "0")
-        .args([
-            "build",
-            "-q",
-            "-t",
-            &format!("uplift-deploy-fixture:{tag}"),
-            "-f",
-        ])
-        .arg(root().join("fixtures/deploy/Dockerfile"))
-        .arg(ctx.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=dev.uplift.deploy.target={}", self.0),
-            ])
-            .output()
-        {
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("docker").args(["rm", "-f", id]).output();
-            }
-        }
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &format!("{}-load", self.0)])
-            .output();
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .output();
-    }
 }
 
 fn spec(target: &str, tag: &str) -> DockerDeploySpec {
@@ -138,8 +71,8 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
     if !docker_available() {
         return;
     }
-    build("v1");
-    build("v2");
+    build_fixture("v1", "Dockerfile");
+    build_fixture("v2", "Dockerfile");
     let target = format!("upt-cli-{}", std::process::id());
     let _cleanup = Cleanup(target.clone());
     let runtime_dir = tempfile::tempdir().unwrap();

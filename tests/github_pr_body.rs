@@ -9,25 +9,6 @@ use std::fs;
 use common::*;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
-fn conflicting_app() -> tempfile::TempDir {
-    let app = fixture_app();
-    let path = app.path();
-    let readme = fs::read_to_string(path.join("README.md")).unwrap();
-    fs::write(
-        path.join("README.md"),
-        readme.replace("Good luck!", "Maintained by the platform team."),
-    )
-    .unwrap();
-    fs::write(
-        path.join("packages/app/public/favicon.ico"),
-        b"\0\x01custom icon\0",
-    )
-    .unwrap();
-    fs::write(path.join("plugins/README.md"), "# Our plugins\n").unwrap();
-    fs::remove_file(path.join("scripts/setup.sh")).unwrap();
-    app
-}
-
 /// Headings, list items (as text with code spans kept in backticks) and table rows.
 #[derive(Debug, Default)]
 struct Doc {

@@ -5,7 +5,9 @@ mod common;
 
 use std::fs;
 
-use common::{ACME, fixture_app, git_commit_all, run, snapshot_tree, stderr, stdout, uplift};
+use common::{
+    ACME, conflicting_app, fixture_app, git_commit_all, run, snapshot_tree, stderr, stdout, uplift,
+};
 
 fn plan(app: &std::path::Path, to: &str, format: &str) -> std::process::Output {
     run(uplift()
@@ -99,30 +101,6 @@ fn plan_has_no_side_effects() {
     let output = plan(app.path(), "2.0.0", "patch");
     assert!(output.status.success());
     assert_eq!(before, snapshot_tree(app.path()));
-}
-
-/// The fixture app with customizations that collide with upstream's changes.
-fn conflicting_app() -> tempfile::TempDir {
-    let app = fixture_app();
-    let path = app.path();
-    // Both edit the same README line (2.0.0 rewrites it).
-    let readme = fs::read_to_string(path.join("README.md")).unwrap();
-    fs::write(
-        path.join("README.md"),
-        readme.replace("Good luck!", "Maintained by the platform team."),
-    )
-    .unwrap();
-    // Custom branding: a binary upstream changes in 1.2.0.
-    fs::write(
-        path.join("packages/app/public/favicon.ico"),
-        b"\0\x01custom icon\0",
-    )
-    .unwrap();
-    // Upstream deletes plugins/README.md in 1.2.0; the app edited it.
-    fs::write(path.join("plugins/README.md"), "# Our plugins\n").unwrap();
-    // The app deleted a script upstream changes in 1.1.0.
-    fs::remove_file(path.join("scripts/setup.sh")).unwrap();
-    app
 }
 
 #[test]

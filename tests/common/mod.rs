@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests of the `uplift` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod deploy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -157,4 +159,28 @@ pub fn fixture_template_repo() -> tempfile::TempDir {
         parent = Some(commit);
     }
     dir
+}
+
+/// The fixture app with customizations that collide with upstream's changes.
+pub fn conflicting_app() -> tempfile::TempDir {
+    let app = fixture_app();
+    let path = app.path();
+    // Both edit the same README line (2.0.0 rewrites it).
+    let readme = std::fs::read_to_string(path.join("README.md")).unwrap();
+    std::fs::write(
+        path.join("README.md"),
+        readme.replace("Good luck!", "Maintained by the platform team."),
+    )
+    .unwrap();
+    // Custom branding: a binary upstream changes in 1.2.0.
+    std::fs::write(
+        path.join("packages/app/public/favicon.ico"),
+        b"\0\x01custom icon\0",
+    )
+    .unwrap();
+    // Upstream deletes plugins/README.md in 1.2.0; the app edited it.
+    std::fs::write(path.join("plugins/README.md"), "# Our plugins\n").unwrap();
+    // The app deleted a script upstream changes in 1.1.0.
+    std::fs::remove_file(path.join("scripts/setup.sh")).unwrap();
+    app
 }
