@@ -215,9 +215,11 @@ async fn pump<R: AsyncRead + Unpin>(
         if available.is_empty() {
             break;
         }
+        // Never hold more than MAX_LINE bytes, however the reads are chunked.
+        let room = MAX_LINE - buf.len();
         let (take, newline) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (available.len(), false),
+            Some(i) if i < room => (i + 1, true),
+            _ => (available.len().min(room), false),
         };
         buf.extend_from_slice(&available[..take]);
         reader.consume(take);
