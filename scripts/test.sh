@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
+# A clean clone gains nothing from incremental builds, and they double the build's size on disk.
+export CARGO_INCREMENTAL=0
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free before the build"}'
+
 # action.yml and the example workflows against GitHub's schemas (vendored by check-jsonschema, offline).
 check-jsonschema --builtin-schema vendor.github-actions action.yml && check-jsonschema --builtin-schema vendor.github-workflows pipelines/github/*.yml
 cargo fmt --all -- --check
@@ -24,4 +28,5 @@ awk '/^test result:/ {
   }
 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 rm -f "$log"
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free after the tests"}'
 exit "$status"
