@@ -16,7 +16,9 @@ pub mod process;
 pub mod scope;
 pub mod stage;
 
-pub use events::{Event, RunResult, StageResult, StageSummary, Stream};
+pub use events::{
+    Event, Progress, ProgressThrottle, ProgressUnit, RunResult, StageResult, StageSummary, Stream,
+};
 pub use executor::{Cancel, ExecError, RunOptions, RunReport, run_pipeline};
 pub use lock::{LockError, LockOwner, RunLock};
 pub use mask::Masker;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 use uplift_pipeline::{Catalog, StageSpec, Upstream};
 
-use crate::events::{Event, Stream};
+use crate::events::{Event, Progress, ProgressThrottle, Stream};
 use crate::mask::Masker;
 use crate::process::{ProcessError, Spawner};
 
@@ -89,6 +89,8 @@ pub struct OutputSink {
     events: Option<UnboundedSender<Event>>,
     log: Option<Arc<Mutex<File>>>,
     masker: Masker,
+    /// Shared by the clones of the sink, so a stage's tasks are throttled however they send.
+    throttle: Arc<Mutex<ProgressThrottle>>,
 }
 
 impl OutputSink {
@@ -103,6 +105,7 @@ impl OutputSink {
             events,
             log: log.map(|f| Arc::new(Mutex::new(f))),
             masker,
+            throttle: Arc::default(),
         }
     }
 
@@ -123,6 +126,49 @@ impl OutputSink {
             });
         }
         masked
+    }
+
+    /// Reports progress of one of the stage's tasks (masked, throttled per task; the final,
+    /// `done`, report always goes out and is written to the log).
+    pub fn progress(&self, progress: Progress) {
+        let admitted = match self.throttle.lock() {
+            Ok(mut throttle) => {
+                throttle.admit(&progress.task, progress.done, std::time::Instant::now())
+            }
+            // A panicked holder cannot have left the map in a state worth protecting.
+            Err(_) => progress.done,
+        };
+        if !admitted {
+            return;
+        }
+        let task = self.mask(&progress.task);
+        let message = self.mask(&progress.message);
+        if progress.done
+            && let Some(log) = &self.log
+            && let Ok(mut file) = log.lock()
+        {
+            let total = progress
+                .total
+                .map(|t| format!("/{t}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                file,
+                "{task}: {message} ({}{total} {})",
+                progress.current,
+                progress.unit.as_str()
+            );
+        }
+        if let Some(events) = &self.events {
+            let _ = events.send(Event::StageProgress {
+                stage: self.stage.to_string(),
+                task,
+                current: progress.current,
+                total: progress.total,
+                unit: progress.unit,
+                message,
+                done: progress.done,
+            });
+        }
     }
 
     /// Masks secrets in a text.
