@@ -84,6 +84,54 @@ pub enum BuildEvent {
     },
     /// Output of a BuildKit step.
     Log { vertex: String, text: String },
+    /// How far the build is, in steps: the classic builder's `Step N/M`, or BuildKit's
+    /// completed vertices out of those it announced so far (its total can grow).
+    Steps {
+        completed: u64,
+        total: Option<u64>,
+        /// The step running now (or the one just completed).
+        name: String,
+    },
+}
+
+/// Counts a build's steps from either builder's stream, for [`BuildEvent::Steps`].
+#[derive(Debug, Default)]
+struct StepCounter {
+    /// BuildKit vertices by digest: completed or not.
+    vertices: HashMap<String, bool>,
+    last: Option<(u64, Option<u64>)>,
+}
+
+impl StepCounter {
+    /// A classic builder line; `Step 3/5 : RUN make` means two of five are done.
+    fn classic_line(&mut self, line: &str) -> Option<BuildEvent> {
+        let rest = line.trim().strip_prefix("Step ")?;
+        let (numbers, name) = rest.split_once(" : ").unwrap_or((rest, ""));
+        let (n, m) = numbers.split_once('/')?;
+        let n: u64 = n.trim().parse().ok()?;
+        let m: u64 = m.trim().parse().ok()?;
+        self.changed(n.saturating_sub(1), Some(m), name.trim())
+    }
+
+    fn vertex(&mut self, digest: &str, name: &str, completed: bool) -> Option<BuildEvent> {
+        let entry = self.vertices.entry(digest.to_owned()).or_insert(false);
+        *entry |= completed;
+        let done = self.vertices.values().filter(|c| **c).count() as u64;
+        let total = self.vertices.len() as u64;
+        self.changed(done, Some(total), name)
+    }
+
+    fn changed(&mut self, completed: u64, total: Option<u64>, name: &str) -> Option<BuildEvent> {
+        if self.last == Some((completed, total)) {
+            return None;
+        }
+        self.last = Some((completed, total));
+        Some(BuildEvent::Steps {
+            completed,
+            total,
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// The first line of a Dockerfile that needs BuildKit, with the feature, if any.
@@ -230,6 +278,7 @@ pub async fn build_image(
 
     let mut image_id: Option<String> = None;
     let mut last_lines: Vec<String> = Vec::new();
+    let mut steps = StepCounter::default();
     let mut failure: Option<Error> = None;
     // If this future is dropped mid-build, the engine cancels the build when it sees the
     // connection close; the guard also removes the classic builder's running step at once.
@@ -246,7 +295,7 @@ pub async fn build_image(
                 }) {
                     step_guard.container = Some(id.trim().to_owned());
                 }
-                handle_info(info, &mut image_id, &mut last_lines, on_event)
+                handle_info(info, &mut image_id, &mut last_lines, &mut steps, on_event)
             }
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 failure = Some(Error::Build {
@@ -353,6 +402,7 @@ fn handle_info(
     info: BuildInfo,
     image_id: &mut Option<String>,
     last_lines: &mut Vec<String>,
+    steps: &mut StepCounter,
     on_event: &mut (dyn FnMut(BuildEvent) + Send),
 ) {
     if let Some(s) = info.stream {
@@ -362,8 +412,12 @@ fn handle_info(
             image_id.get_or_insert_with(|| id.trim().to_owned());
         }
         let line = s.trim_end().to_owned();
+        let step = s.lines().find_map(|l| steps.classic_line(l));
         if !line.is_empty() {
             on_event(BuildEvent::Line(line));
+        }
+        if let Some(step) = step {
+            on_event(step);
         }
     }
     match info.aux {
@@ -374,6 +428,7 @@ fn handle_info(
         }
         Some(BuildInfoAux::BuildKit(status)) => {
             for v in status.vertexes {
+                let step = steps.vertex(&v.digest, &v.name, v.completed.is_some());
                 on_event(BuildEvent::Vertex {
                     digest: v.digest,
                     name: v.name,
@@ -381,6 +436,9 @@ fn handle_info(
                     completed: v.completed.is_some(),
                     error: (!v.error.is_empty()).then_some(v.error),
                 });
+                if let Some(step) = step {
+                    on_event(step);
+                }
             }
             for s in status.statuses {
                 on_event(BuildEvent::Progress {
@@ -405,7 +463,54 @@ fn handle_info(
 
 #[cfg(test)]
 mod tests {
-    use super::needs_buildkit;
+    use super::{BuildEvent, StepCounter, needs_buildkit};
+
+    fn steps(event: Option<BuildEvent>) -> Option<(u64, Option<u64>)> {
+        match event {
+            Some(BuildEvent::Steps {
+                completed, total, ..
+            }) => Some((completed, total)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn counts_classic_steps() {
+        let mut counter = StepCounter::default();
+        assert_eq!(
+            steps(counter.classic_line("Step 1/3 : FROM scratch")),
+            Some((0, Some(3)))
+        );
+        assert_eq!(steps(counter.classic_line(" ---> Running in 1234")), None);
+        assert_eq!(
+            steps(counter.classic_line("Step 3/3 : CMD [\"/x\"]")),
+            Some((2, Some(3)))
+        );
+        assert_eq!(steps(counter.classic_line("Step x/3 : nonsense")), None);
+    }
+
+    #[test]
+    fn counts_buildkit_vertices_once_each() {
+        let mut counter = StepCounter::default();
+        assert_eq!(
+            steps(counter.vertex("a", "[1/2] FROM", false)),
+            Some((0, Some(1)))
+        );
+        assert_eq!(
+            steps(counter.vertex("b", "[2/2] COPY", false)),
+            Some((0, Some(2)))
+        );
+        assert_eq!(
+            steps(counter.vertex("a", "[1/2] FROM", true)),
+            Some((1, Some(2)))
+        );
+        // The same state again says nothing new.
+        assert_eq!(steps(counter.vertex("a", "[1/2] FROM", true)), None);
+        assert_eq!(
+            steps(counter.vertex("b", "[2/2] COPY", true)),
+            Some((2, Some(2)))
+        );
+    }
 
     #[test]
     fn detects_buildkit_only_features() {

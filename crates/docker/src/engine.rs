@@ -1,3 +1,5 @@
+use std::path::{Path, PathBuf};
+
 use bollard::Docker;
 
 use crate::error::{Error, Result};
@@ -9,6 +11,8 @@ pub struct Engine {
     api_version: String,
     server_version: String,
     buildkit: bool,
+    /// The socket bollard talks to, for the one request made beside it (a push's stream).
+    socket: PathBuf,
 }
 
 impl std::fmt::Debug for Engine {
@@ -42,6 +46,7 @@ impl Engine {
             api_version,
             server_version,
             buildkit,
+            socket: local_socket(std::env::var("DOCKER_HOST").ok().as_deref()),
         })
     }
 
@@ -60,10 +65,24 @@ impl Engine {
         &self.server_version
     }
 
+    /// The engine's Unix socket.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
     /// Whether the engine builds with BuildKit through the API.
     pub fn supports_buildkit(&self) -> bool {
         self.buildkit
     }
+}
+
+/// The socket `Docker::connect_with_local_defaults` uses: `DOCKER_HOST` when it is a
+/// `unix://` address, else the default socket.
+fn local_socket(docker_host: Option<&str>) -> PathBuf {
+    let address = docker_host
+        .filter(|h| h.starts_with("unix://"))
+        .unwrap_or("unix:///var/run/docker.sock");
+    PathBuf::from(address.trim_start_matches("unix://"))
 }
 
 fn parse_api(v: &str) -> Option<(u32, u32)> {
@@ -73,7 +92,22 @@ fn parse_api(v: &str) -> Option<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_api;
+    use super::{local_socket, parse_api};
+    use std::path::Path;
+
+    #[test]
+    fn the_socket_is_bollards() {
+        assert_eq!(local_socket(None), Path::new("/var/run/docker.sock"));
+        assert_eq!(
+            local_socket(Some("unix:///run/user/1000/docker.sock")),
+            Path::new("/run/user/1000/docker.sock")
+        );
+        // bollard's local defaults ignore a TCP host too.
+        assert_eq!(
+            local_socket(Some("tcp://127.0.0.1:2375")),
+            Path::new("/var/run/docker.sock")
+        );
+    }
 
     #[test]
     fn api_versions_compare_numerically() {

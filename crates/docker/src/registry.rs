@@ -2,8 +2,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::PushImageOptionsBuilder;
-use futures_util::StreamExt;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -133,15 +131,189 @@ impl RetryPolicy {
 /// Progress of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushEvent {
-    /// Bytes of a layer transfer (the engine's API model carries no layer id here).
+    /// One layer's state, keyed by the engine's short layer id: `Preparing`, `Waiting`,
+    /// `Pushing` (with bytes), then a final one (`done`): `Pushed`, `Layer already exists`,
+    /// `Mounted from …`. The final event has `current == total` (the bytes sent, 0 for a layer
+    /// the registry already had).
     Layer {
+        id: String,
         status: String,
-        current: Option<i64>,
-        total: Option<i64>,
+        current: u64,
+        /// The layer's size when the engine says it (its count can end a little past it).
+        total: Option<u64>,
+        done: bool,
     },
     /// A message about the whole push (the tag line with the digest, a retry).
     Status(String),
 }
+
+/// Whether a layer status is the last one the engine sends for that layer.
+fn layer_finished(status: &str) -> bool {
+    status == "Pushed"
+        || status == "Layer already exists"
+        || status == "Already exists"
+        || status.starts_with("Mounted from")
+}
+
+/// Turns the engine's per-layer messages into [`PushEvent::Layer`]s, remembering each layer's
+/// bytes so its final event can carry them.
+#[derive(Debug, Default)]
+struct LayerTracker {
+    layers: std::collections::HashMap<String, (u64, Option<u64>)>,
+}
+
+impl LayerTracker {
+    fn event(
+        &mut self,
+        id: &str,
+        status: &str,
+        current: Option<i64>,
+        total: Option<i64>,
+    ) -> PushEvent {
+        let entry = self.layers.entry(id.to_owned()).or_default();
+        if let Some(c) = current.and_then(|c| u64::try_from(c).ok()) {
+            entry.0 = c;
+        }
+        if let Some(t) = total.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0) {
+            entry.1 = Some(t);
+        }
+        let done = layer_finished(status);
+        let (current, total) = if done {
+            // The engine counts what it read, which can end past the size it announced.
+            let sent = if status == "Pushed" {
+                entry.0.max(entry.1.unwrap_or(0))
+            } else {
+                entry.0
+            };
+            (sent, Some(sent))
+        } else {
+            *entry
+        };
+        PushEvent::Layer {
+            id: id.to_owned(),
+            status: status.to_owned(),
+            current,
+            total,
+            done,
+        }
+    }
+}
+
+/// One JSON message of the engine's push stream. bollard's `PushImageInfo` model has no `id`,
+/// the only key telling the layers apart, hence this type and [`push_stream`].
+#[derive(Debug, Default, serde::Deserialize)]
+struct PushMessage {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "progressDetail")]
+    progress_detail: Option<PushDetail>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default, rename = "errorDetail")]
+    error_detail: Option<PushErrorDetail>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct PushDetail {
+    current: Option<i64>,
+    total: Option<i64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct PushErrorDetail {
+    message: Option<String>,
+}
+
+/// `POST /images/{name}/push` over the engine's socket (the one bollard uses: `DOCKER_HOST`
+/// when it is `unix://`, else `/var/run/docker.sock`), decoded line by line into
+/// [`PushMessage`]s. Errors are the engine's or the transport's words.
+async fn push_stream(
+    engine: &Engine,
+    name: &str,
+    tag: &str,
+    auth: &RegistryAuth,
+    server: &str,
+    on_message: &mut (dyn FnMut(PushMessage) + Send),
+) -> std::result::Result<(), String> {
+    use base64::Engine as _;
+    use http_body_util::BodyExt;
+
+    let credentials = auth.to_bollard(server).unwrap_or_default();
+    let header = serde_json::to_string(&credentials).map_err(|e| e.to_string())?;
+    let header = base64::engine::general_purpose::STANDARD.encode(header);
+    let path = format!(
+        "/v{}/images/{name}/push?tag={tag}",
+        engine.api_version().trim_start_matches('v')
+    );
+    let uri: hyper::Uri = hyperlocal::Uri::new(engine.socket_path(), &path).into();
+    let request = hyper::Request::post(uri)
+        .header("X-Registry-Auth", header)
+        .header("Content-Type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyperlocal::UnixConnector);
+    // Like bollard: the engine answers a push's headers at once; only the body takes long.
+    let response = tokio::time::timeout(Duration::from_secs(120), client.request(request))
+        .await
+        .map_err(|_| "the Docker engine did not answer the push within 120 s".to_owned())?
+        .map_err(|e| format!("talk to the Docker engine: {e}"))?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        #[derive(serde::Deserialize)]
+        struct EngineError {
+            message: String,
+        }
+        return Err(serde_json::from_slice::<EngineError>(&bytes)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&bytes))));
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut handle_line = |line: &[u8]| -> std::result::Result<(), String> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let message: PushMessage = serde_json::from_slice(line)
+            .map_err(|e| format!("read the engine's push stream: {e}"))?;
+        if let Some(error) = message
+            .error_detail
+            .as_ref()
+            .and_then(|d| d.message.clone())
+            .or_else(|| message.error.clone())
+        {
+            return Err(error);
+        }
+        on_message(message);
+        Ok(())
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("read the engine's push stream: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(&data);
+        // The engine's messages are small; a line without end growing past this is not one.
+        if pending.len() > MAX_PUSH_LINE {
+            return Err("the engine's push stream sent an over-long line".to_owned());
+        }
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            handle_line(&line)?;
+        }
+    }
+    handle_line(&pending)
+}
+
+const MAX_PUSH_LINE: usize = 1 << 20;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
@@ -222,44 +394,33 @@ pub async fn push_image(
             tracing::info!(%reference, attempt, error = %last, "retrying push");
             tokio::time::sleep(pause).await;
         }
-        let opts = PushImageOptionsBuilder::new().tag(&tag).build();
-        let mut stream =
-            engine
-                .docker()
-                .push_image(&name, Some(opts), auth.to_bollard(&r.registry));
         let mut digest = None;
-        let mut failure: Option<String> = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    let status = info.status.unwrap_or_default();
-                    if let Some(d) = status
-                        .split_whitespace()
-                        .find(|w| w.starts_with("sha256:"))
-                        .filter(|_| status.contains("digest:"))
-                    {
-                        digest = Some(d.to_owned());
-                    }
-                    let (current, total) = info
-                        .progress_detail
-                        .map(|p| (p.current, p.total))
-                        .unwrap_or((None, None));
-                    if current.is_some() || total.is_some() {
-                        on_event(PushEvent::Layer {
-                            status,
-                            current,
-                            total,
-                        });
-                    } else if !status.is_empty() {
-                        on_event(PushEvent::Status(status));
-                    }
-                }
-                Err(e) => {
-                    failure = Some(message_of(&e));
-                    break;
-                }
+        let mut layers = LayerTracker::default();
+        let mut on_message = |message: PushMessage| {
+            let status = message.status.unwrap_or_default();
+            if let Some(d) = status
+                .split_whitespace()
+                .find(|w| w.starts_with("sha256:"))
+                .filter(|_| status.contains("digest:"))
+            {
+                digest = Some(d.to_owned());
             }
-        }
+            let (current, total) = message
+                .progress_detail
+                .map(|p| (p.current, p.total))
+                .unwrap_or((None, None));
+            match message.id {
+                // The engine sends the tag's name as `id` on some whole-push lines.
+                Some(id) if !status.is_empty() && id != tag => {
+                    on_event(layers.event(&id, &status, current, total));
+                }
+                _ if !status.is_empty() => on_event(PushEvent::Status(status)),
+                _ => {}
+            }
+        };
+        let failure = push_stream(engine, &name, &tag, auth, &r.registry, &mut on_message)
+            .await
+            .err();
         let Some(message) = failure else {
             return Ok(digest);
         };
@@ -387,6 +548,48 @@ pub async fn check_registry(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    fn layer(event: PushEvent) -> (String, u64, Option<u64>, bool) {
+        match event {
+            PushEvent::Layer {
+                id,
+                current,
+                total,
+                done,
+                ..
+            } => (id, current, total, done),
+            PushEvent::Status(s) => panic!("not a layer event: {s}"),
+        }
+    }
+
+    #[test]
+    fn layer_events_end_with_current_equal_to_total() {
+        // The engine's own sequence for one layer (its count ends past the announced size).
+        let mut tracker = LayerTracker::default();
+        assert_eq!(
+            layer(tracker.event("48e214e9809a", "Preparing", None, None)),
+            ("48e214e9809a".to_owned(), 0, None, false)
+        );
+        assert_eq!(
+            layer(tracker.event("48e214e9809a", "Pushing", Some(33792), Some(1982256))),
+            ("48e214e9809a".to_owned(), 33792, Some(1982256), false)
+        );
+        assert_eq!(
+            layer(tracker.event("48e214e9809a", "Pushing", Some(1984512), Some(1982256))).1,
+            1984512
+        );
+        assert_eq!(
+            layer(tracker.event("48e214e9809a", "Pushed", None, None)),
+            ("48e214e9809a".to_owned(), 1984512, Some(1984512), true)
+        );
+        // A layer the registry has: done at once, nothing sent.
+        assert_eq!(
+            layer(tracker.event("c733ac796718", "Layer already exists", None, None)),
+            ("c733ac796718".to_owned(), 0, Some(0), true)
+        );
+        assert!(layer_finished("Mounted from uplift-it/other"));
+        assert!(!layer_finished("Waiting"));
+    }
 
     #[test]
     fn classifies_registry_errors() {

@@ -18,7 +18,8 @@ use uplift_docker::{
     credentials_from_config, oci_labels, push_image, registry_digest, tag_policy,
 };
 use uplift_exec::{
-    BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan,
+    BoxFuture, Outputs, PlanContext, Progress, ProgressUnit, ResolvedStage, RunContext, Stage,
+    StageError, StagePlan,
 };
 use uplift_pipeline::StageSpec;
 use uplift_pipeline::stages::image::{IMAGE_SPEC, ImageBuilder, ImageWith};
@@ -228,13 +229,16 @@ impl ImageResult {
     }
 }
 
-/// Builds, tags and (when `push`) pushes; `emit` receives progress as plain lines.
+/// Builds, tags and (when `push`) pushes; `emit` receives messages as plain lines, `progress`
+/// the build's steps (task `build REPO`) and each pushed layer's bytes (task
+/// `push REF layer ID`).
 pub async fn run_image(
     engine: &Engine,
     with: &ImageWith,
     work_dir: &Path,
     cancel: &CancellationToken,
     emit: &mut (dyn FnMut(&str) + Send),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImageResult, ImageError> {
     let (repo, context, tags, commit) = resolve(with, work_dir)?;
     let mut labels = with.labels.clone();
@@ -254,6 +258,8 @@ pub async fn run_image(
         no_cache: false,
     };
     let mut vertices: BTreeMap<String, bool> = BTreeMap::new();
+    let build_task = format!("build {}", repo.name());
+    let mut build_steps = (0, None);
     let mut on_build = |e: BuildEvent| match e {
         BuildEvent::Line(l) => emit(&l),
         BuildEvent::Vertex {
@@ -279,11 +285,36 @@ pub async fn run_image(
             }
         }
         BuildEvent::Progress { .. } => {}
+        BuildEvent::Steps {
+            completed,
+            total,
+            name,
+        } => {
+            build_steps = (completed, total);
+            progress(Progress {
+                task: build_task.clone(),
+                current: completed,
+                total,
+                unit: ProgressUnit::Steps,
+                message: name,
+                done: false,
+            });
+        }
     };
     let built = tokio::select! {
         r = build_image(engine, &req, &mut on_build) => r?,
         _ = cancel.cancelled() => return Err(ImageError::Cancelled),
     };
+    // Every step ran (the builder does not announce the last one's end).
+    let steps = build_steps.1.unwrap_or(build_steps.0).max(build_steps.0);
+    progress(Progress {
+        task: build_task,
+        current: steps,
+        total: Some(steps),
+        unit: ProgressUnit::Steps,
+        message: "built".to_owned(),
+        done: true,
+    });
     emit(&format!("built {} ({})", built.id, tags.join(", ")));
     if !with.push {
         return Ok(ImageResult {
@@ -300,10 +331,22 @@ pub async fn run_image(
     };
     let mut digest = String::new();
     for t in &tags {
-        let mut on_push = |e: PushEvent| {
-            if let PushEvent::Status(s) = e {
-                emit(&s);
-            }
+        let mut on_push = |e: PushEvent| match e {
+            PushEvent::Status(s) => emit(&s),
+            PushEvent::Layer {
+                id,
+                status,
+                current,
+                total,
+                done,
+            } => progress(Progress {
+                task: format!("push {t} layer {id}"),
+                current,
+                total,
+                unit: ProgressUnit::Bytes,
+                message: status.to_lowercase(),
+                done,
+            }),
         };
         tokio::select! {
             r = push_image(engine, t, &auth, &retry, &mut on_push) => { r?; }
@@ -441,7 +484,16 @@ impl Stage for ImageStage {
             let engine = Engine::connect().await.map_err(ImageError::Docker)?;
             let sink = ctx.output.clone();
             let mut emit = |l: &str| sink.info(l);
-            let result = run_image(&engine, &with, &ctx.work_dir, &ctx.cancel, &mut emit).await?;
+            let mut progress = |p: Progress| ctx.output.progress(p);
+            let result = run_image(
+                &engine,
+                &with,
+                &ctx.work_dir,
+                &ctx.cancel,
+                &mut emit,
+                &mut progress,
+            )
+            .await?;
             ctx.output.info(&format!("image {}", result.image));
             Ok(result.outputs())
         })

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -95,11 +96,35 @@ fn is_not_found(error: &bollard::errors::Error) -> bool {
     )
 }
 
+/// How far a rollout is: replicas of the new release serving, out of those wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutProgress {
+    pub target: String,
+    pub release: u64,
+    pub serving: u64,
+    pub replicas: u64,
+    /// What happens now: `replica 2/3: waiting for health`, `replica 2/3 serving`.
+    pub message: String,
+    /// The last report of this rollout (succeeded, or failed and reverted).
+    pub done: bool,
+}
+
+/// The caller's progress callback (the library never prints).
+#[derive(Clone)]
+struct ProgressReporter(Arc<dyn Fn(RolloutProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressReporter")
+    }
+}
+
 /// Deploys to, and rolls back on, one Docker host.
 #[derive(Debug, Clone)]
 pub struct Deployer {
     docker: Docker,
     lock_dir: PathBuf,
+    progress: Option<ProgressReporter>,
 }
 
 impl Deployer {
@@ -109,6 +134,7 @@ impl Deployer {
         Self {
             docker,
             lock_dir: lock::default_dir(),
+            progress: None,
         }
     }
 
@@ -126,6 +152,35 @@ impl Deployer {
     pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lock_dir = dir.into();
         self
+    }
+
+    /// Reports each rollout's progress (replica started, healthy, serving; done) to `report`.
+    pub fn with_progress(
+        mut self,
+        report: impl Fn(RolloutProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(ProgressReporter(Arc::new(report)));
+        self
+    }
+
+    fn report(
+        &self,
+        spec: &DockerDeploySpec,
+        release: u64,
+        serving: u64,
+        message: String,
+        done: bool,
+    ) {
+        if let Some(ProgressReporter(report)) = &self.progress {
+            report(RolloutProgress {
+                target: spec.name.clone(),
+                release,
+                serving,
+                replicas: u64::from(spec.replicas),
+                message,
+                done,
+            });
+        }
     }
 
     pub fn docker(&self) -> &Docker {
@@ -410,6 +465,14 @@ impl Deployer {
                     self.remove(&c.id).await?;
                     removed.push(c.name.clone());
                 }
+                let replicas = u64::from(spec.replicas);
+                self.report(
+                    spec,
+                    id,
+                    replicas,
+                    format!("release {id}: {replicas} replicas serving"),
+                    true,
+                );
                 Ok(DeployReport {
                     record,
                     started: progress.new.iter().map(|n| n.name.clone()).collect(),
@@ -420,6 +483,12 @@ impl Deployer {
             Err(error) => {
                 let keep_failed = spec.on_failure == OnFailure::Keep;
                 let revert = self.revert(spec, &alias, &mut progress, keep_failed).await;
+                let message = if revert.is_ok() {
+                    format!("release {id} failed; the old release serves")
+                } else {
+                    format!("release {id} failed, and so did reverting it")
+                };
+                self.report(spec, id, 0, message, true);
                 match (error, revert) {
                     (error, Ok(())) => Err(error),
                     (DeployError::Cancelled(_), Err(revert)) => Err(DeployError::Cancelled(
@@ -445,10 +514,20 @@ impl Deployer {
         cancel: &CancellationToken,
     ) -> Result<(), DeployError> {
         let cancelled = || DeployError::Cancelled("the old release keeps serving".to_owned());
+        let replicas = spec.replicas;
         for index in 0..spec.replicas {
             if cancel.is_cancelled() {
                 return Err(cancelled());
             }
+            let serving = u64::from(index);
+            let nth = index + 1;
+            self.report(
+                spec,
+                release,
+                serving,
+                format!("replica {nth}/{replicas}: starting"),
+                false,
+            );
             let name = format!("{}-{release}-{index}", spec.name);
             let id = self
                 .create(spec, secrets, image_id, release, history_json, &name)
@@ -463,6 +542,13 @@ impl Deployer {
                 .await
                 .map_err(docker_err(format!("start {name}")))?;
             tracing::info!(container = %name, "started, waiting until healthy");
+            self.report(
+                spec,
+                release,
+                serving,
+                format!("replica {nth}/{replicas}: waiting for health"),
+                false,
+            );
             self.wait_healthy(
                 &id,
                 &name,
@@ -475,6 +561,13 @@ impl Deployer {
                 last.in_alias = true;
             }
             tracing::info!(container = %name, "healthy, serving under the alias");
+            self.report(
+                spec,
+                release,
+                serving + 1,
+                format!("replica {nth}/{replicas} serving"),
+                false,
+            );
             if let Some(victim) = old.pop() {
                 self.drain_and_stop(spec, &victim, cancel).await?;
                 progress.stopped_old.push(victim);

@@ -22,7 +22,7 @@ pub mod spec;
 
 use std::path::PathBuf;
 
-pub use engine::{DeployReport, Deployer, ServingContainer, Unhealthy};
+pub use engine::{DeployReport, Deployer, RolloutProgress, ServingContainer, Unhealthy};
 pub use lock::TargetLock;
 pub use record::ReleaseRecord;
 pub use spec::{DockerDeploySpec, HealthCheck, OnFailure};
