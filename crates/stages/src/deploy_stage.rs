@@ -119,6 +119,18 @@ fn backup_dir(db: &DatabaseWith, work_dir: &Path, stage_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| stage_dir.to_path_buf())
 }
 
+/// A rollout's report as a stage progress event (task `rollout TARGET`, unit replicas).
+fn rollout_progress(p: uplift_docker::deploy::RolloutProgress) -> uplift_exec::Progress {
+    uplift_exec::Progress {
+        task: format!("rollout {}", p.target),
+        current: p.serving,
+        total: Some(p.replicas),
+        unit: uplift_exec::ProgressUnit::Replicas,
+        message: p.message,
+        done: p.done,
+    }
+}
+
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
@@ -245,7 +257,11 @@ impl Stage for DeployStage {
             match with.target {
                 DeployTarget::Docker => {
                     let spec = docker_spec(&with)?;
-                    let deployer = Deployer::connect().await.map_err(|e| failed(&e))?;
+                    let sink = ctx.output.clone();
+                    let deployer = Deployer::connect()
+                        .await
+                        .map_err(|e| failed(&e))?
+                        .with_progress(move |p| sink.progress(rollout_progress(p)));
                     let db = with
                         .database
                         .as_ref()
