@@ -152,15 +152,25 @@ pub async fn deploy<A: ClusterApi>(
     Ok(record)
 }
 
-/// Re-applies a stored release (`to`, or the one before the current) and makes it current.
-pub async fn rollback<A: ClusterApi>(
+/// A rollback decided but not done yet: the record to return to, and the current one (whose
+/// backup a rollback with data restores).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackPlan {
+    pub app: String,
+    pub namespace: String,
+    pub current: Option<ReleaseRecord>,
+    pub target: ReleaseRecord,
+    history: History,
+}
+
+/// Reads the records and picks the release to return to: `to`, or the one before the current.
+pub async fn plan_rollback<A: ClusterApi>(
     api: &A,
     namespace: &str,
     app: &str,
     to: Option<&str>,
-    options: &DeployOptions,
-) -> Result<ReleaseRecord, Error> {
-    let mut history: History = release::load(api, namespace, app).await?;
+) -> Result<RollbackPlan, Error> {
+    let history: History = release::load(api, namespace, app).await?;
     let target_id = match to {
         Some(id) => id.to_owned(),
         None => history
@@ -172,9 +182,45 @@ pub async fn rollback<A: ClusterApi>(
         .get(&target_id)
         .cloned()
         .ok_or_else(|| Error::NoRelease(format!("no release record {target_id} for {app}")))?;
-    apply_all(api, &target.manifests).await?;
+    Ok(RollbackPlan {
+        app: app.to_owned(),
+        namespace: namespace.to_owned(),
+        current: history.current().cloned(),
+        target,
+        history,
+    })
+}
+
+/// Re-applies the plan's target release, waits for its rollouts, and makes it current.
+pub async fn apply_rollback<A: ClusterApi>(
+    api: &A,
+    plan: RollbackPlan,
+    options: &DeployOptions,
+) -> Result<ReleaseRecord, Error> {
+    let RollbackPlan {
+        app,
+        namespace,
+        target,
+        mut history,
+        ..
+    } = plan;
+    reapply(api, &namespace, &target, options).await?;
+    history.current = Some(target.id.clone());
+    release::save(api, &namespace, &app, &history).await?;
+    Ok(target)
+}
+
+/// Applies a recorded release's manifests and waits for its rollouts; the records are not
+/// changed.
+pub async fn reapply<A: ClusterApi>(
+    api: &A,
+    namespace: &str,
+    record: &ReleaseRecord,
+    options: &DeployOptions,
+) -> Result<(), Error> {
+    apply_all(api, &record.manifests).await?;
     if let Some((deployment, selector, failure)) =
-        wait_all(api, namespace, &target.manifests, options).await?
+        wait_all(api, namespace, &record.manifests, options).await?
     {
         let diagnostics = rollout::diagnose(api, namespace, &selector, options.log_lines)
             .await
@@ -187,45 +233,167 @@ pub async fn rollback<A: ClusterApi>(
             rollback_error: None,
         })));
     }
-    history.current = Some(target.id.clone());
-    release::save(api, namespace, app, &history).await?;
-    Ok(target)
+    Ok(())
+}
+
+/// Re-applies a stored release (`to`, or the one before the current) and makes it current.
+pub async fn rollback<A: ClusterApi>(
+    api: &A,
+    namespace: &str,
+    app: &str,
+    to: Option<&str>,
+    options: &DeployOptions,
+) -> Result<ReleaseRecord, Error> {
+    let plan = plan_rollback(api, namespace, app, to).await?;
+    apply_rollback(api, plan, options).await
+}
+
+/// Stops a release: every Deployment of `manifests` is re-applied whole with 0 replicas
+/// (a partial apply would drop the fields it leaves out), then waits until none of their pods
+/// is left, terminating ones included, so nothing of that release still runs. Bounded by
+/// `options.timeout`.
+pub async fn stop<A: ClusterApi>(
+    api: &A,
+    namespace: &str,
+    manifests: &[Value],
+    options: &DeployOptions,
+) -> Result<(), Error> {
+    let deployments: Vec<Value> = manifests
+        .iter()
+        .filter(|v| v.get("kind").and_then(Value::as_str) == Some("Deployment"))
+        .map(|v| {
+            let mut scaled = v.clone();
+            if let Some(spec) = scaled.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".to_owned(), Value::from(0));
+            }
+            scaled
+        })
+        .collect();
+    apply_all(api, &deployments).await?;
+    let started = tokio::time::Instant::now();
+    let max_polls = options.timeout.as_millis() / options.poll.as_millis().max(1) + 1;
+    for (name, selector) in deployment_names(&deployments) {
+        let mut left = usize::MAX;
+        for _ in 0..max_polls {
+            left = api
+                .pods(namespace, &selector)
+                .await
+                .map_err(Error::Api)?
+                .len();
+            if left == 0 || started.elapsed() >= options.timeout {
+                break;
+            }
+            tracing::info!(deployment = %name, pods = left, "waiting for the pods to stop");
+            tokio::time::sleep(options.poll).await;
+        }
+        if left != 0 {
+            return Err(Error::NotStopped {
+                deployment: name,
+                pods: left,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a plan knows of the release before the one planned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PreviousRelease {
+    /// The release records could not be read (the cluster did not answer, or a record is
+    /// unreadable): why. The plan then shows the manifests without a diff.
+    Unknown(String),
+    /// No release is recorded: every object is new.
+    Nothing,
+    /// The current release.
+    Current(Box<ReleaseRecord>),
+}
+
+/// The plan of a Kubernetes deploy: the manifests, and how they differ from the current
+/// release record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubePlan {
+    /// The objects to apply, as multi-document YAML.
+    pub manifests: String,
+    pub previous: PreviousRelease,
+    /// A unified diff against the current release's manifests (`None` when there is no
+    /// record to compare with, or nothing changed).
+    pub diff: Option<String>,
+}
+
+impl KubePlan {
+    /// One line on what the plan is compared with.
+    pub fn comparison(&self) -> String {
+        match (&self.previous, &self.diff) {
+            (PreviousRelease::Unknown(reason), _) => format!(
+                "previous release unknown, no diff shown: the release records could not be read ({reason})"
+            ),
+            (PreviousRelease::Nothing, _) => {
+                "no release recorded yet: every object is new".to_owned()
+            }
+            (PreviousRelease::Current(record), None) => {
+                format!("no change against release {} (current)", record.id)
+            }
+            (PreviousRelease::Current(record), Some(_)) => {
+                format!("diff against release {} (current):", record.id)
+            }
+        }
+    }
 }
 
 /// What `plan` shows: the manifests, and a unified diff against the current release record.
+/// It only reads; a cluster that cannot be asked makes [`PreviousRelease::Unknown`], never an
+/// error (errors are only for manifests that cannot be serialized).
 pub async fn plan<A: ClusterApi>(
     api: &A,
     app: &str,
     manifests: &Manifests,
-) -> Result<String, Error> {
-    let history = release::load(api, &manifests.namespace, app).await?;
+) -> Result<KubePlan, Error> {
     let new = to_yaml(&manifests.to_values()?)?;
-    plan_text(history.current(), &new)
+    let previous = match release::load(api, &manifests.namespace, app).await {
+        Ok(history) => match history.current() {
+            Some(record) => PreviousRelease::Current(Box::new(record.clone())),
+            None => PreviousRelease::Nothing,
+        },
+        Err(error) => PreviousRelease::Unknown(short_reason(&error)),
+    };
+    let diff = match &previous {
+        PreviousRelease::Current(record) => diff_text(record, &new)?,
+        _ => None,
+    };
+    Ok(KubePlan {
+        manifests: new,
+        previous,
+        diff,
+    })
 }
 
-/// The plan text for `new` (multi-document YAML) against `previous`.
-pub fn plan_text(previous: Option<&ReleaseRecord>, new: &str) -> Result<String, Error> {
-    let mut out = String::new();
-    match previous {
-        None => {
-            out.push_str("# no previous release: every object is new\n");
-            out.push_str(new);
-        }
-        Some(previous) => {
-            let old = to_yaml(&previous.manifests)?;
-            if old == new {
-                out.push_str(&format!("# no change against release {}\n", previous.id));
-            } else {
-                let diff = similar::TextDiff::from_lines(&old, new);
-                out.push_str(
-                    &diff
-                        .unified_diff()
-                        .context_radius(3)
-                        .header(&format!("release {}", previous.id), "planned")
-                        .to_string(),
-                );
-            }
-        }
+/// The last line of the error's deepest cause: for kubectl, the line saying what went wrong.
+fn short_reason(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = cause.to_string();
+        source = cause.source();
     }
-    Ok(out)
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no answer")
+        .trim()
+        .to_owned()
+}
+
+/// The unified diff of `new` (multi-document YAML) against `previous`, `None` when equal.
+pub fn diff_text(previous: &ReleaseRecord, new: &str) -> Result<Option<String>, Error> {
+    let old = to_yaml(&previous.manifests)?;
+    if old == new {
+        return Ok(None);
+    }
+    let diff = similar::TextDiff::from_lines(&old, new);
+    Ok(Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&format!("release {}", previous.id), "planned")
+            .to_string(),
+    ))
 }

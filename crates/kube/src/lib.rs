@@ -7,8 +7,9 @@
 //!   over `kubectl` (`apply --server-side`), tests implement it over recorded API responses.
 //! - [`deploy()`] applies, waits like `kubectl rollout status` ([`rollout::status`]), and on
 //!   failure gathers [`Diagnostics`] and re-applies the previous release's manifests, which are
-//!   kept as [`ReleaseRecord`]s in a ConfigMap; [`rollback()`] re-applies a chosen record;
-//!   [`plan()`] diffs new manifests against the current record.
+//!   kept as [`ReleaseRecord`]s in a ConfigMap; [`rollback()`] re-applies a chosen record
+//!   ([`plan_rollback`] + [`apply_rollback`], with [`stop()`] in between when the database is
+//!   restored); [`plan()`] diffs new manifests against the current record.
 
 pub mod api;
 pub mod deploy;
@@ -16,11 +17,18 @@ pub mod release;
 pub mod render;
 pub mod rollout;
 pub mod spec;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use api::{ApiError, ClusterApi, Kubectl};
-pub use deploy::{DeployOptions, RolloutFailure, deploy, plan, plan_text, rollback};
+pub use deploy::{
+    DeployOptions, KubePlan, PreviousRelease, RollbackPlan, RolloutFailure, apply_rollback, deploy,
+    diff_text, plan, plan_rollback, reapply, rollback, stop,
+};
+/// The typed Kubernetes objects the [`ClusterApi`] speaks, for its implementers.
+pub use k8s_openapi;
 pub use release::{History, ReleaseRecord};
-pub use render::{Manifests, Object, render, to_yaml};
+pub use render::{Manifests, Object, render, render_for_plan, to_yaml};
 pub use rollout::{Diagnostics, RolloutStatus};
 pub use spec::KubeSpec;
 
@@ -49,4 +57,6 @@ pub enum Error {
     NoRelease(String),
     #[error("roll out {}: {}", .0.deployment, .0.reason)]
     Rollout(Box<RolloutFailure>),
+    #[error("stop {deployment}: {pods} pod(s) still there when the wait ended")]
+    NotStopped { deployment: String, pods: usize },
 }

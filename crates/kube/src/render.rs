@@ -127,6 +127,19 @@ fn check_name(what: &str, name: &str) -> Result<(), Error> {
 /// gets `UPLIFT_BACKEND_PLUGINS` listing the plugins it is meant to run.
 pub fn render(spec: &KubeSpec) -> Result<Manifests, Error> {
     check_pinned(&spec.image)?;
+    render_objects(spec)
+}
+
+/// As [`render`], for a plan made before the image exists: an image that is still a `${{ }}`
+/// expression (the output of an image stage) is taken as it is; any other must be pinned.
+pub fn render_for_plan(spec: &KubeSpec) -> Result<Manifests, Error> {
+    if !spec.image.contains("${{") {
+        check_pinned(&spec.image)?;
+    }
+    render_objects(spec)
+}
+
+fn render_objects(spec: &KubeSpec) -> Result<Manifests, Error> {
     check_name("app", &spec.name)?;
     check_name("namespace", &spec.namespace)?;
     if spec.replicas < 0 {

@@ -188,13 +188,10 @@ pub async fn backup(
     Ok(Backup { path, bytes })
 }
 
-/// Restores a dump into `target` with `pg_restore --clean --if-exists --single-transaction`:
-/// the objects in the dump are dropped and recreated, all or nothing.
-pub async fn restore(
-    target: &PgTarget,
-    dump: &Path,
-    cancel: &CancellationToken,
-) -> Result<(), PgError> {
+/// Checks that `dump` is there and is a `pg_dump` custom-format file (it starts with `PGDMP`),
+/// so a rollback can refuse before it stops anything.
+pub async fn check_dump(dump: &Path) -> Result<(), PgError> {
+    use tokio::io::AsyncReadExt;
     let mut head = [0u8; 5];
     let mut file = tokio::fs::File::open(dump)
         .await
@@ -202,7 +199,6 @@ pub async fn restore(
             path: dump.to_path_buf(),
             source,
         })?;
-    use tokio::io::AsyncReadExt;
     file.read_exact(&mut head)
         .await
         .map_err(|source| PgError::Io {
@@ -212,6 +208,17 @@ pub async fn restore(
     if &head != b"PGDMP" {
         return Err(PgError::NotADump(dump.to_path_buf()));
     }
+    Ok(())
+}
+
+/// Restores a dump into `target` with `pg_restore --clean --if-exists --single-transaction`:
+/// the objects in the dump are dropped and recreated, all or nothing.
+pub async fn restore(
+    target: &PgTarget,
+    dump: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), PgError> {
+    check_dump(dump).await?;
     let mut args = target.connection_args();
     args.extend([
         "--clean".to_owned(),

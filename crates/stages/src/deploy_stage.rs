@@ -11,6 +11,7 @@ use uplift_docker::deploy::{
 use uplift_exec::{
     BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan,
 };
+use uplift_kube::spec::{IngressSpec, Resources, SecretKeyRef, SplitService};
 use uplift_kube::{DeployOptions, KubeSpec, Kubectl};
 use uplift_pipeline::StageSpec;
 use uplift_pipeline::stages::deploy::{
@@ -31,8 +32,11 @@ pub struct DeployStage;
 pub struct PostgresBackupStage;
 
 fn deploy_settings(stage: &ResolvedStage) -> Result<DeployWith, StageError> {
-    parse_with::<DeployWith>(&stage.with)
-        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
+    let with = parse_with::<DeployWith>(&stage.with)
+        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))?;
+    with.check_target()
+        .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))?;
+    Ok(with)
 }
 
 fn backup_settings(stage: &ResolvedStage) -> Result<PostgresBackupWith, StageError> {
@@ -82,24 +86,119 @@ pub fn docker_spec(with: &DeployWith) -> Result<DockerDeploySpec, StageError> {
     Ok(spec)
 }
 
-/// The Kubernetes spec of a `with` block: its `kubernetes:` map plus `name`, `image`, `replicas`, `env`.
+/// The Kubernetes spec of a `with` block: its `kubernetes:` settings plus `name`, `image`,
+/// `replicas` and `env`.
 pub fn kube_spec(with: &DeployWith) -> Result<KubeSpec, StageError> {
-    let mut value = with
-        .kubernetes
-        .clone()
-        .unwrap_or_else(|| serde_json::json!({}));
-    let Some(map) = value.as_object_mut() else {
-        return Err(StageError::Settings("kubernetes: expected a map".into()));
+    let replicas = |n: u32, what: &str| {
+        i32::try_from(n).map_err(|_| StageError::Settings(format!("{what}: {n} is too many")))
     };
-    map.insert("name".into(), with.name.clone().into());
-    map.insert("image".into(), with.image.clone().into());
-    map.entry("replicas")
-        .or_insert_with(|| with.replicas.into());
-    if !with.env.is_empty() {
-        map.entry("env")
-            .or_insert_with(|| serde_json::json!(with.env));
+    let mut spec = KubeSpec::new(&with.name, &with.image);
+    spec.replicas = replicas(with.replicas, "replicas")?;
+    spec.env = with.env.clone();
+    let Some(k) = &with.kubernetes else {
+        return Ok(spec);
+    };
+    if let Some(namespace) = &k.namespace {
+        spec.namespace = namespace.clone();
     }
-    serde_json::from_value(value).map_err(|e| StageError::Settings(format!("kubernetes: {e}")))
+    if let Some(port) = k.port {
+        spec.port = i32::from(port);
+    }
+    spec.secret_env = k
+        .secret_env
+        .iter()
+        .map(|(name, r)| {
+            let key = SecretKeyRef {
+                secret: r.secret.clone(),
+                key: r.key.clone(),
+            };
+            (name.clone(), key)
+        })
+        .collect();
+    spec.secrets = k.secrets.clone();
+    spec.config = k.config.clone();
+    if let Some(pg) = &k.postgres {
+        if let Some(host) = &pg.host {
+            spec.postgres.host = host.clone();
+        }
+        if let Some(port) = pg.port {
+            spec.postgres.port = port;
+        }
+    }
+    spec.ingress = k.ingress.as_ref().map(|i| IngressSpec {
+        host: i.host.clone(),
+        class_name: i.class_name.clone(),
+        tls_secret: i.tls_secret.clone(),
+    });
+    if let Some(probes) = &k.probes {
+        if let Some(path) = &probes.readiness {
+            spec.probes.readiness = path.clone();
+        }
+        if let Some(path) = &probes.liveness {
+            spec.probes.liveness = path.clone();
+        }
+    }
+    spec.resources = k.resources.as_ref().map(|r| Resources {
+        cpu: r.cpu.clone(),
+        memory: r.memory.clone(),
+    });
+    for (name, service) in &k.services {
+        let split = SplitService {
+            plugins: service.plugins.clone(),
+            replicas: match service.replicas {
+                Some(n) => Some(replicas(n, &format!("services.{name}.replicas"))?),
+                None => None,
+            },
+        };
+        spec.services.insert(name.clone(), split);
+    }
+    if let Some(seconds) = k.progress_deadline_seconds {
+        spec.progress_deadline_seconds = i32::try_from(seconds).map_err(|_| {
+            StageError::Settings(format!("progress-deadline-seconds: {seconds} is too long"))
+        })?;
+    }
+    Ok(spec)
+}
+
+/// The `kubectl` the stage talks to the cluster through (`context` from the settings).
+pub fn kubectl(with: &DeployWith) -> Kubectl {
+    Kubectl {
+        context: with.kubernetes.as_ref().and_then(|k| k.context.clone()),
+        ..Kubectl::default()
+    }
+}
+
+/// The plan of a Kubernetes deploy: the release records are read (never written) from the
+/// cluster with a short timeout; an unreachable cluster gives a plan without a diff. Plans
+/// are synchronous and may be made inside a runtime, hence a thread of its own.
+fn kube_plan(
+    api: &Kubectl,
+    app: &str,
+    manifests: &uplift_kube::Manifests,
+) -> Result<uplift_kube::KubePlan, StageError> {
+    let api = Kubectl {
+        request_timeout: Some("5s".into()),
+        ..api.clone()
+    };
+    let planned = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| failed(&e))?;
+                runtime
+                    .block_on(uplift_kube::plan(&api, app, manifests))
+                    .map_err(|e| failed(&e))
+            })
+            .join()
+    });
+    planned.unwrap_or_else(|_| {
+        Err(StageError::Failed {
+            message: "the Kubernetes plan's thread panicked".into(),
+            tail: Vec::new(),
+        })
+    })
 }
 
 fn pg_target(db: &DatabaseWith) -> PgTarget {
@@ -190,49 +289,28 @@ impl Stage for DeployStage {
             }
             DeployTarget::Kubernetes => {
                 let spec = kube_spec(&with)?;
-                let manifests =
-                    uplift_kube::render(&spec).map_err(|e| StageError::Settings(e.to_string()))?;
-                let values = manifests.to_values().map_err(|e| failed(&e))?;
-                let yaml = uplift_kube::to_yaml(&values).map_err(|e| failed(&e))?;
+                let manifests = uplift_kube::render_for_plan(&spec)
+                    .map_err(|e| StageError::Settings(e.to_string()))?;
                 let mut actions: Vec<String> = backup.into_iter().collect();
-                for v in &values {
+                for object in manifests.to_values().map_err(|e| failed(&e))? {
                     actions.push(format!(
                         "server-side apply {} {}",
-                        v["kind"].as_str().unwrap_or("?"),
-                        v["metadata"]["name"].as_str().unwrap_or("?")
+                        object["kind"].as_str().unwrap_or("?"),
+                        object["metadata"]["name"].as_str().unwrap_or("?")
                     ));
                 }
                 actions
                     .push("wait for each rollout; on failure re-apply the previous release".into());
-                // The diff against the current release record, read (never written) from the
-                // cluster; without a reachable cluster the plan shows the manifests alone.
-                let api = Kubectl {
-                    request_timeout: Some("5s".into()),
-                    ..Kubectl::default()
-                };
-                let diff = std::thread::scope(|scope| {
-                    scope
-                        .spawn(|| {
-                            let runtime = tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .ok()?;
-                            Some(runtime.block_on(uplift_kube::plan(&api, &spec.name, &manifests)))
-                        })
-                        .join()
-                        .ok()
-                        .flatten()
+                let planned = kube_plan(&kubectl(&with), &spec.name, &manifests)?;
+                actions.push(format!("manifests:\n{}", planned.manifests.trim_end()));
+                let comparison = planned.comparison();
+                actions.push(match &planned.diff {
+                    Some(diff) => format!("{comparison}\n{}", diff.trim_end()),
+                    None => comparison.clone(),
                 });
-                let diff = match diff {
-                    Some(Ok(diff)) => Some(diff),
-                    Some(Err(error)) => {
-                        actions.push(format!(
-                            "previous release record not read: {}",
-                            chain(&error)
-                        ));
-                        None
-                    }
-                    None => None,
+                let previous = match &planned.previous {
+                    uplift_kube::PreviousRelease::Current(record) => Some(record.id.clone()),
+                    _ => None,
                 };
                 Ok(StagePlan {
                     summary: format!(
@@ -240,7 +318,13 @@ impl Stage for DeployStage {
                         spec.image, spec.namespace
                     ),
                     actions,
-                    detail: serde_json::json!({ "target": "kubernetes", "manifests": yaml, "diff": diff }),
+                    detail: serde_json::json!({
+                        "target": "kubernetes",
+                        "manifests": planned.manifests,
+                        "previous-release": previous,
+                        "compared": comparison,
+                        "diff": planned.diff,
+                    }),
                 })
             }
         }
@@ -337,7 +421,7 @@ impl Stage for DeployStage {
                         ..DeployOptions::default()
                     };
                     let record = uplift_kube::deploy(
-                        &Kubectl::default(),
+                        &kubectl(&with),
                         &spec.name,
                         &spec.image,
                         &manifests,
@@ -462,13 +546,7 @@ mod tests {
         assert_eq!(spec.namespace, "web");
         assert_eq!(spec.replicas, 2);
         assert_eq!(spec.services.len(), 2);
-        let err = kube_spec(&with(
-            "target: kubernetes\nname: p\nimage: x\nkubernetes: {namspace: web}\n",
-        ))
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("unknown field `namspace`"),
-            "{err}"
-        );
+        assert_eq!(spec.services["catalog"].replicas, None);
+        assert_eq!(spec.port, 7007);
     }
 }

@@ -5,7 +5,7 @@
 use tokio_util::sync::CancellationToken;
 use uplift_stages::deploy::docker::{DeployError, Deployer};
 use uplift_stages::deploy::kube::{self, DeployOptions, Kubectl};
-use uplift_stages::deploy::{DeployStageError, rollback_docker};
+use uplift_stages::deploy::{DeployStageError, rollback_docker, rollback_kubernetes};
 use uplift_stages::deploy_postgres::{PgError, PgTarget};
 
 use crate::GlobalArgs;
@@ -67,7 +67,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
         let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
         let result = match args.target {
             Target::Docker => docker(&args, &cancel).await,
-            Target::Kubernetes => kubernetes(&args).await,
+            Target::Kubernetes => kubernetes(&args, &cancel).await,
         };
         watcher.abort();
         result
@@ -101,29 +101,7 @@ async fn docker(args: &Args, cancel: &CancellationToken) -> CliResult {
         })?),
         None => None,
     };
-    let database = if args.with_data {
-        let password = std::env::var(&args.pg_password_env).map_err(|_| {
-            CliError::new(
-                Exit::BadInput,
-                format!(
-                    "--with-data needs the database password in ${}",
-                    args.pg_password_env
-                ),
-            )
-        })?;
-        Some(PgTarget {
-            host: args.pg_host.clone(),
-            port: args.pg_port,
-            user: args.pg_user.clone(),
-            database: args
-                .pg_database
-                .clone()
-                .unwrap_or_else(|| args.name.clone()),
-            password,
-        })
-    } else {
-        None
-    };
+    let database = database(args)?;
     let deployer = Deployer::connect()
         .await
         .map_err(|e| docker_error(&DeployStageError::Deploy(e)))?;
@@ -156,6 +134,32 @@ async fn docker(args: &Args, cancel: &CancellationToken) -> CliResult {
     Ok(Exit::Success)
 }
 
+/// The database of `--with-data`, its password from the environment.
+fn database(args: &Args) -> Result<Option<PgTarget>, CliError> {
+    if !args.with_data {
+        return Ok(None);
+    }
+    let password = std::env::var(&args.pg_password_env).map_err(|_| {
+        CliError::new(
+            Exit::BadInput,
+            format!(
+                "--with-data needs the database password in ${}",
+                args.pg_password_env
+            ),
+        )
+    })?;
+    Ok(Some(PgTarget {
+        host: args.pg_host.clone(),
+        port: args.pg_port,
+        user: args.pg_user.clone(),
+        database: args
+            .pg_database
+            .clone()
+            .unwrap_or_else(|| args.name.clone()),
+        password,
+    }))
+}
+
 fn docker_error(error: &DeployStageError) -> CliError {
     let exit = match error {
         DeployStageError::Deploy(DeployError::Cancelled(_)) => Exit::Cancelled,
@@ -186,42 +190,54 @@ fn docker_error(error: &DeployStageError) -> CliError {
     }
 }
 
-async fn kubernetes(args: &Args) -> CliResult {
-    if args.with_data {
-        return Err(CliError::new(
-            Exit::BadInput,
-            "--with-data is only supported for --target docker so far",
-        ));
-    }
+async fn kubernetes(args: &Args, cancel: &CancellationToken) -> CliResult {
+    let database = database(args)?;
     let api = Kubectl {
         context: args.context.clone(),
         ..Kubectl::default()
     };
-    let record = kube::rollback(
+    let record = rollback_kubernetes(
         &api,
         &args.namespace,
         &args.name,
         args.to.as_deref(),
+        database.as_ref(),
         &DeployOptions::default(),
+        cancel,
     )
     .await
-    .map_err(|e| {
-        let exit = match &e {
-            kube::Error::NoRelease(_) => Exit::BadInput,
-            kube::Error::Rollout(_) => Exit::Negative,
-            _ => Exit::Environment,
-        };
-        let mut cli = CliError::from_error(exit, &e);
-        if let kube::Error::Rollout(failure) = &e {
-            cli.message.push('\n');
-            cli.message
-                .push_str(failure.diagnostics.to_string().trim_end());
-        }
-        cli
-    })?;
+    .map_err(|e| kube_error(&e))?;
     println!(
-        "rolled back {} to release {} (image {})",
-        args.name, record.id, record.image
+        "rolled back {} to release {} (image {}){}",
+        args.name,
+        record.id,
+        record.image,
+        if database.is_some() {
+            ", database restored"
+        } else {
+            ""
+        }
     );
     Ok(Exit::Success)
+}
+
+fn kube_error(error: &DeployStageError) -> CliError {
+    let exit = match error {
+        DeployStageError::Kube(kube::Error::NoRelease(_))
+        | DeployStageError::NoBackup(_)
+        | DeployStageError::NoCurrent { .. }
+        | DeployStageError::Restore(
+            PgError::Auth { .. } | PgError::NotADump(_) | PgError::Io { .. },
+        ) => Exit::BadInput,
+        DeployStageError::Kube(kube::Error::Rollout(_)) => Exit::Negative,
+        DeployStageError::Cancelled(_) => Exit::Cancelled,
+        _ => Exit::Environment,
+    };
+    let mut cli = CliError::from_error(exit, error);
+    if let DeployStageError::Kube(kube::Error::Rollout(failure)) = error {
+        cli.message.push('\n');
+        cli.message
+            .push_str(failure.diagnostics.to_string().trim_end());
+    }
+    cli
 }

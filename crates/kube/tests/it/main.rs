@@ -2,6 +2,5 @@
 //! and apply/wait/rollback against recorded API responses. No live cluster is used.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod fake;
 mod render;
 mod rollout;

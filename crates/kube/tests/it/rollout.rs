@@ -6,8 +6,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use uplift_kube::rollout::{self, RolloutStatus};
 use uplift_kube::{DeployOptions, Error, deploy, plan, render, rollback};
 
-use crate::fake::{FakeCluster, recorded};
 use crate::render::single;
+use uplift_kube::testing::{FakeCluster, recorded};
 
 const IMAGE_V3: &str = "registry.local/backstage@sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
@@ -27,7 +27,7 @@ fn spec3() -> uplift_kube::KubeSpec {
 
 #[test]
 fn status_follows_kubectl_rollout_status() {
-    let status = |f: &str| rollout::status(&recorded::<Deployment>(f));
+    let status = |f: &str| rollout::status(&recorded::<Deployment>(f).unwrap());
     assert_eq!(
         status("deployment-observing.json"),
         RolloutStatus::Waiting("waiting for deployment spec update to be observed".into())
@@ -50,15 +50,17 @@ fn status_follows_kubectl_rollout_status() {
 #[tokio::test]
 async fn first_deploy_applies_waits_and_records() {
     let cluster = FakeCluster::default();
-    cluster.script(
-        "backstage",
-        &[
-            "deployment-observing.json",
-            "deployment-updating.json",
-            "deployment-old-terminating.json",
-            "deployment-complete.json",
-        ],
-    );
+    cluster
+        .script(
+            "backstage",
+            &[
+                "deployment-observing.json",
+                "deployment-updating.json",
+                "deployment-old-terminating.json",
+                "deployment-complete.json",
+            ],
+        )
+        .unwrap();
     let manifests = render(&spec3()).unwrap();
     let record = deploy(
         &cluster,
@@ -89,8 +91,10 @@ async fn first_deploy_applies_waits_and_records() {
 
 #[tokio::test]
 async fn failed_rollout_prints_diagnostics_and_reapplies_the_previous_release() {
-    let cluster = FakeCluster::default().with_failing_pods();
-    cluster.script("backstage", &["deployment-complete.json"]);
+    let cluster = FakeCluster::default().with_failing_pods().unwrap();
+    cluster
+        .script("backstage", &["deployment-complete.json"])
+        .unwrap();
     let v2 = render(&spec3()).unwrap();
     deploy(&cluster, "backstage", &spec3().image, &v2, None, &options())
         .await
@@ -100,14 +104,16 @@ async fn failed_rollout_prints_diagnostics_and_reapplies_the_previous_release() 
     let mut spec = spec3();
     spec.image = IMAGE_V3.into();
     let v3 = render(&spec).unwrap();
-    cluster.script(
-        "backstage",
-        &[
-            "deployment-updating.json",
-            "deployment-deadline.json",
-            "deployment-complete.json",
-        ],
-    );
+    cluster
+        .script(
+            "backstage",
+            &[
+                "deployment-updating.json",
+                "deployment-deadline.json",
+                "deployment-complete.json",
+            ],
+        )
+        .unwrap();
     let error = deploy(&cluster, "backstage", IMAGE_V3, &v3, None, &options())
         .await
         .unwrap_err();
@@ -138,8 +144,10 @@ async fn failed_rollout_prints_diagnostics_and_reapplies_the_previous_release() 
 
 #[tokio::test]
 async fn failed_first_deploy_has_nothing_to_roll_back_to() {
-    let cluster = FakeCluster::default().with_failing_pods();
-    cluster.script("backstage", &["deployment-deadline.json"]);
+    let cluster = FakeCluster::default().with_failing_pods().unwrap();
+    cluster
+        .script("backstage", &["deployment-deadline.json"])
+        .unwrap();
     let error = deploy(
         &cluster,
         "backstage",
@@ -164,7 +172,9 @@ async fn failed_first_deploy_has_nothing_to_roll_back_to() {
 #[tokio::test]
 async fn wait_is_bounded_by_its_timeout() {
     let cluster = FakeCluster::default();
-    cluster.script("backstage", &["deployment-updating.json"]);
+    cluster
+        .script("backstage", &["deployment-updating.json"])
+        .unwrap();
     let options = DeployOptions {
         timeout: Duration::from_millis(30),
         poll: Duration::from_millis(5),
@@ -193,7 +203,9 @@ async fn wait_is_bounded_by_its_timeout() {
 #[tokio::test]
 async fn rollback_and_plan_use_the_release_records() {
     let cluster = FakeCluster::default();
-    cluster.script("backstage", &["deployment-complete.json"]);
+    cluster
+        .script("backstage", &["deployment-complete.json"])
+        .unwrap();
     let v2 = render(&spec3()).unwrap();
     deploy(&cluster, "backstage", &spec3().image, &v2, None, &options())
         .await
@@ -204,7 +216,15 @@ async fn rollback_and_plan_use_the_release_records() {
     let v3 = render(&spec).unwrap();
 
     let planned = plan(&cluster, "backstage", &v3).await.unwrap();
-    insta::assert_snapshot!("plan_diff", planned);
+    assert_eq!(planned.comparison(), "diff against release 1 (current):");
+    insta::assert_snapshot!("plan_diff", planned.diff.unwrap());
+    assert_eq!(
+        planned.manifests,
+        uplift_kube::to_yaml(&v3.to_values().unwrap()).unwrap()
+    );
+    let same = plan(&cluster, "backstage", &v2).await.unwrap();
+    assert_eq!(same.diff, None);
+    assert_eq!(same.comparison(), "no change against release 1 (current)");
 
     let second = deploy(&cluster, "backstage", IMAGE_V3, &v3, None, &options())
         .await
@@ -229,4 +249,134 @@ async fn rollback_and_plan_use_the_release_records() {
         .await
         .unwrap_err();
     assert_eq!(missing.to_string(), "no release record 9 for backstage");
+}
+
+#[tokio::test]
+async fn stop_scales_every_deployment_to_zero_and_waits_until_no_pod_is_left() {
+    let cluster = FakeCluster::default();
+    let pods =
+        recorded::<uplift_kube::api::Items<k8s_openapi::api::core::v1::Pod>>("pods-failing.json")
+            .unwrap()
+            .items;
+    let selector = uplift_kube::testing::normal_selector(&uplift_kube::render::pod_selector(
+        "backstage",
+        "backend",
+    ));
+    cluster.script_pods(
+        &selector,
+        vec![pods.clone(), pods[..1].to_vec(), Vec::new()],
+    );
+    let values = render(&spec3()).unwrap().to_values().unwrap();
+    uplift_kube::stop(&cluster, "default", &values, &options())
+        .await
+        .unwrap();
+    let applied = cluster.applied.lock().unwrap().clone();
+    assert_eq!(applied.len(), 1, "only the Deployment is re-applied");
+    assert_eq!(applied[0]["spec"]["replicas"], 0);
+    // The rest of the object is kept (a partial server-side apply would drop it).
+    let mut expected = values
+        .iter()
+        .find(|v| v["kind"] == "Deployment")
+        .unwrap()
+        .clone();
+    expected["spec"]["replicas"] = 0.into();
+    assert_eq!(applied[0], expected);
+    assert_eq!(
+        cluster.journal()[1..],
+        [
+            format!("pods {selector}: 3"),
+            format!("pods {selector}: 1"),
+            format!("pods {selector}: 0"),
+        ]
+    );
+
+    // Pods that never go away: a bounded wait and an error naming the Deployment.
+    let stuck = FakeCluster::default();
+    stuck.script_pods(&selector, vec![pods]);
+    let options = DeployOptions {
+        timeout: Duration::from_millis(30),
+        poll: Duration::from_millis(5),
+        log_lines: 5,
+    };
+    let error = uplift_kube::stop(&stuck, "default", &values, &options)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "stop backstage: 3 pod(s) still there when the wait ended"
+    );
+    let polls = stuck
+        .journal()
+        .iter()
+        .filter(|l| l.starts_with("pods"))
+        .count();
+    assert!((2..=8).contains(&polls), "{polls} polls");
+}
+
+/// A cluster that cannot be reached, as kubectl reports it.
+struct Unreachable;
+
+impl uplift_kube::ClusterApi for Unreachable {
+    async fn apply(&self, _: &serde_json::Value) -> Result<(), uplift_kube::ApiError> {
+        panic!("a plan never applies")
+    }
+    async fn deployment(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<Deployment>, uplift_kube::ApiError> {
+        panic!("a plan reads no Deployment")
+    }
+    async fn pods(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, uplift_kube::ApiError> {
+        panic!("a plan reads no pod")
+    }
+    async fn events(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::Event>, uplift_kube::ApiError> {
+        panic!("a plan reads no event")
+    }
+    async fn logs(&self, _: &str, _: &str, _: u32) -> Result<String, uplift_kube::ApiError> {
+        panic!("a plan reads no log")
+    }
+    async fn config_map(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, uplift_kube::ApiError> {
+        Err(uplift_kube::ApiError::Failed {
+            command: "kubectl get configmap".into(),
+            status: "exit status: 1".into(),
+            stderr: "E1128 memcache.go:265 couldn't get current server API group list\nThe connection to the server localhost:8080 was refused - did you specify the right host or port?".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn plan_without_a_cluster_shows_the_manifests_and_says_why_there_is_no_diff() {
+    let manifests = render(&spec3()).unwrap();
+    let planned = plan(&Unreachable, "backstage", &manifests).await.unwrap();
+    assert_eq!(planned.diff, None);
+    assert_eq!(
+        planned.manifests,
+        uplift_kube::to_yaml(&manifests.to_values().unwrap()).unwrap()
+    );
+    assert_eq!(
+        planned.comparison(),
+        "previous release unknown, no diff shown: the release records could not be read \
+         (The connection to the server localhost:8080 was refused - did you specify the right host or port?)"
+    );
+    // A cluster with no record: everything is new.
+    let empty = plan(&FakeCluster::default(), "backstage", &manifests)
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.comparison(),
+        "no release recorded yet: every object is new"
+    );
 }

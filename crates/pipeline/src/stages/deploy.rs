@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::with::TypedSpec;
+use crate::span::YamlPath;
+use crate::with::{StageSpec, TypedSpec, WithError, parse_with};
 
 /// Where a deploy goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -112,11 +113,195 @@ pub struct DeployWith {
     /// Back this database up (`pg_dump`) before deploying; the dump is recorded in the release.
     #[serde(default)]
     pub database: Option<DatabaseWith>,
-    /// Kubernetes: the settings of `uplift-kube`'s `KubeSpec` (namespace, port, ingress,
-    /// services, probes, secrets, config, postgres, resources...), checked by the stage.
+    /// Kubernetes: everything but `name`, `image`, `replicas` and `env`, which are the
+    /// settings above (only with `target: kubernetes`).
     #[serde(default)]
-    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
-    pub kubernetes: Option<serde_json::Value>,
+    pub kubernetes: Option<KubernetesWith>,
+}
+
+/// The `kubernetes:` block of `uses: deploy` (`target: kubernetes`): what is rendered into the
+/// ConfigMaps, Services, Deployments and Ingress of the release.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KubernetesWith {
+    /// The namespace of every object (default `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The kubectl context (default: the kubeconfig's current context).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The port the backend listens on (default 7007, Backstage's).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Environment variables read from Secret keys: `NAME: { secret: s, key: k }`.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, SecretKeyWith>,
+    /// Whole Secrets exposed as environment variables (`envFrom`), by name.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Non-secret settings rendered into the ConfigMap `<name>-config` and exposed as
+    /// environment variables, e.g. `APP_CONFIG_app_baseUrl: https://portal.example.com`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Where the database is, as seen from the pods (`POSTGRES_HOST`/`POSTGRES_PORT`).
+    #[serde(default)]
+    pub postgres: Option<PostgresAddressWith>,
+    /// An Ingress in front of the app.
+    #[serde(default)]
+    pub ingress: Option<IngressWith>,
+    /// HTTP probe paths (default: Backstage's health endpoints).
+    #[serde(default)]
+    pub probes: Option<ProbesWith>,
+    /// Requests and limits of each container (the same values for both).
+    #[serde(default)]
+    pub resources: Option<ResourcesWith>,
+    /// Split backends: one Deployment and Service per entry, each running its plugins.
+    #[serde(default)]
+    pub services: BTreeMap<String, SplitServiceWith>,
+    /// `progressDeadlineSeconds` of each Deployment (default 600).
+    #[serde(default)]
+    pub progress_deadline_seconds: Option<u32>,
+}
+
+/// A key of a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeyWith {
+    pub secret: String,
+    pub key: String,
+}
+
+/// The database address given to the backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresAddressWith {
+    /// Default `postgres`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Default 5432.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// An Ingress.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IngressWith {
+    pub host: String,
+    #[serde(default)]
+    pub class_name: Option<String>,
+    /// A Secret holding the TLS certificate for `host`.
+    #[serde(default)]
+    pub tls_secret: Option<String>,
+}
+
+/// Probe paths.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesWith {
+    #[serde(default)]
+    pub readiness: Option<String>,
+    #[serde(default)]
+    pub liveness: Option<String>,
+}
+
+/// CPU and memory, as Kubernetes quantities (`500m`, `1Gi`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesWith {
+    #[serde(default)]
+    pub cpu: Option<String>,
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+/// One backend of a split deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitServiceWith {
+    /// The Backstage plugin ids it runs; `/api/<pluginId>` is routed to it.
+    pub plugins: Vec<String>,
+    /// Its replicas (default: the stage's `replicas`).
+    #[serde(default)]
+    pub replicas: Option<u32>,
+}
+
+impl DeployWith {
+    /// Settings that the chosen target would silently ignore are errors: the first one, at
+    /// its key.
+    pub fn check_target(&self) -> Result<(), WithError> {
+        let misplaced = |key: &str, message: String| WithError {
+            path: YamlPath::root().key(key),
+            message,
+            at_key: true,
+        };
+        match self.target {
+            DeployTarget::Docker => match &self.kubernetes {
+                Some(_) => Err(misplaced(
+                    "kubernetes",
+                    "`kubernetes` settings need `target: kubernetes` (the target is docker)"
+                        .to_owned(),
+                )),
+                None => Ok(()),
+            },
+            DeployTarget::Kubernetes => {
+                let docker_only = [
+                    ("network", self.network.is_some()),
+                    ("alias", self.alias.is_some()),
+                    ("secrets", !self.secrets.is_empty()),
+                    ("ports", !self.ports.is_empty()),
+                    ("volumes", !self.volumes.is_empty()),
+                    ("memory-mb", self.memory_mb.is_some()),
+                    ("cpus", self.cpus.is_some()),
+                    ("health", self.health.is_some()),
+                    ("drain-ms", self.drain_ms.is_some()),
+                ];
+                match docker_only.iter().find(|(_, set)| *set) {
+                    Some((key, _)) => Err(misplaced(
+                        key,
+                        format!(
+                            "`{key}` is a Docker setting, ignored by `target: kubernetes`{}",
+                            kubernetes_hint(key)
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn kubernetes_hint(key: &str) -> &'static str {
+    match key {
+        "secrets" => {
+            " (use `kubernetes.secret-env` or `kubernetes.secrets`: references to Secrets, so no secret value is ever in a manifest)"
+        }
+        "health" => " (use `kubernetes.probes`)",
+        "memory-mb" | "cpus" => " (use `kubernetes.resources`)",
+        _ => "",
+    }
+}
+
+/// The spec of `uses: deploy`: the typed settings, then [`DeployWith::check_target`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeploySpec;
+
+impl StageSpec for DeploySpec {
+    fn name(&self) -> &'static str {
+        "deploy"
+    }
+    fn summary(&self) -> &'static str {
+        "roll the image out to a Docker host or Kubernetes, verify it, roll back on failure"
+    }
+    fn check_with(&self, with: &serde_yaml::Value) -> Result<(), WithError> {
+        parse_with::<DeployWith>(with)?.check_target()
+    }
+    fn with_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<DeployWith>()
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["release", "image-id", "backup"]
+    }
 }
 
 /// `uses: postgres-backup`.
@@ -144,11 +329,7 @@ fn default_pg_user() -> String {
 }
 
 /// The spec of `uses: deploy`.
-pub const DEPLOY_SPEC: TypedSpec<DeployWith> = TypedSpec::new(
-    "deploy",
-    "roll the image out to a Docker host or Kubernetes, verify it, roll back on failure",
-    &["release", "image-id", "backup"],
-);
+pub const DEPLOY_SPEC: DeploySpec = DeploySpec;
 
 /// The spec of `uses: postgres-backup`.
 pub const POSTGRES_BACKUP_SPEC: TypedSpec<PostgresBackupWith> = TypedSpec::new(
@@ -180,7 +361,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.target, DeployTarget::Kubernetes);
-        assert!(k.kubernetes.is_some());
+        assert_eq!(
+            k.kubernetes.as_ref().unwrap().services["catalog"].plugins,
+            vec!["catalog"]
+        );
         assert!(
             parse_with::<DeployWith>(
                 &serde_yaml::from_str("name: x\nimage: y\nreplica: 2\n").unwrap()
