@@ -8,6 +8,7 @@ mod exit;
 mod gha;
 mod output;
 mod progress;
+mod progress_bars;
 
 use std::process::ExitCode;
 

@@ -206,7 +206,10 @@ mod tests {
             throttle.admit("layer b", false, at(100)),
             "tasks are throttled apart"
         );
-        assert!(throttle.admit("layer a", false, at(250)), "a full interval later");
+        assert!(
+            throttle.admit("layer a", false, at(250)),
+            "a full interval later"
+        );
         assert!(!throttle.admit("layer a", false, at(300)));
         assert!(
             throttle.admit("layer a", true, at(301)),
@@ -221,6 +224,9 @@ mod tests {
         }
         assert_eq!(passed, 4);
         assert!(throttle.admit("layer c", true, at(2000)));
-        assert!(throttle.last_sent.get("layer a").is_none(), "finished tasks are forgotten");
+        assert!(
+            !throttle.last_sent.contains_key("layer a"),
+            "finished tasks are forgotten"
+        );
     }
 }

@@ -14,6 +14,7 @@ use uplift_exec::{
 use crate::GlobalArgs;
 use crate::commands::validate::{load_pipeline, pipeline_path};
 use crate::exit::{CliError, CliResult, Exit};
+use crate::progress_bars::{ProgressView, Update};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -287,10 +288,24 @@ async fn print_events(
     // In GitHub mode each stage's lines are held and printed as one `::group::` when it ends,
     // so parallel stages do not interleave inside a group.
     let mut held: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut progress = ProgressView::new(
+        crate::progress_bars::bars_wanted(quiet, github, json),
+        crate::progress_bars::colour_allowed(),
+        width,
+    );
     while let Some(event) = rx.recv().await {
         if github && !json {
             match &event {
                 Event::StageStarted { .. } => continue,
+                Event::StageProgress { stage, .. } => {
+                    if let Some(text) = progress_update(&event)
+                        .as_ref()
+                        .and_then(crate::progress_bars::finished_text)
+                    {
+                        held.entry(stage.clone()).or_default().push(text);
+                    }
+                    continue;
+                }
                 Event::StageOutput { stage, line, .. } => {
                     held.entry(stage.clone()).or_default().push(line.clone());
                     continue;
@@ -325,64 +340,107 @@ async fn print_events(
             }
             continue;
         }
-        let mut err = std::io::stderr().lock();
-        let _ = match &event {
-            Event::RunStarted {
-                run_id,
-                pipeline,
-                dir,
-                ..
-            } if !quiet => {
-                writeln!(
-                    err,
-                    "uplift: running pipeline `{pipeline}` (run {run_id}, logs in {dir})"
-                )
+        if let Some(update) = progress_update(&event) {
+            if !quiet && let Some(line) = progress.update(&update) {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
-            Event::StageStarted { stage, attempt } if !quiet => {
-                if *attempt > 1 {
-                    writeln!(err, "{stage:>width$} | started (attempt {attempt})")
-                } else {
-                    writeln!(err, "{stage:>width$} | started")
-                }
-            }
-            Event::StageOutput { stage, line, .. } if !quiet => {
-                writeln!(err, "{stage:>width$} | {line}")
-            }
-            Event::StageRetrying {
-                stage,
-                attempt,
-                delay_ms,
-                reason,
-            } if !quiet => {
-                writeln!(
-                    err,
-                    "{stage:>width$} | {reason}; retrying in {} (attempt {attempt})",
-                    seconds(*delay_ms)
-                )
-            }
-            Event::StageFinished(s) if !quiet || s.result == StageResult::Failure => {
-                let reason = s
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default();
-                writeln!(
-                    err,
-                    "{:>width$} | {} in {}{reason}",
-                    s.stage,
-                    s.result.as_str(),
-                    seconds(s.duration_ms)
-                )
-            }
-            Event::Cancelling { .. } => {
-                writeln!(
-                    err,
-                    "uplift: cancelling: no new stage starts, running ones are stopped (signal again to force)"
-                )
-            }
-            _ => Ok(()),
-        };
+            continue;
+        }
+        if matches!(event, Event::StageFinished(_) | Event::RunFinished { .. }) {
+            // A failed or cancelled stage's tasks never finish: their bars go with it.
+            progress.clear_stage(match &event {
+                Event::StageFinished(s) => Some(s.stage.as_str()),
+                _ => None,
+            });
+        }
+        progress.suspend(|| print_text_event(&event, quiet, width));
     }
+    progress.clear_stage(None);
+}
+
+/// The progress part of a `StageProgress` event.
+fn progress_update(event: &Event) -> Option<Update<'_>> {
+    match event {
+        Event::StageProgress {
+            stage,
+            task,
+            current,
+            total,
+            unit,
+            message,
+            done,
+        } => Some(Update {
+            stage,
+            task,
+            current: *current,
+            total: *total,
+            unit: *unit,
+            message,
+            done: *done,
+        }),
+        _ => None,
+    }
+}
+
+/// Prints one event of the text format to stderr.
+fn print_text_event(event: &Event, quiet: bool, width: usize) {
+    let mut err = std::io::stderr().lock();
+    let _ = match event {
+        Event::RunStarted {
+            run_id,
+            pipeline,
+            dir,
+            ..
+        } if !quiet => {
+            writeln!(
+                err,
+                "uplift: running pipeline `{pipeline}` (run {run_id}, logs in {dir})"
+            )
+        }
+        Event::StageStarted { stage, attempt } if !quiet => {
+            if *attempt > 1 {
+                writeln!(err, "{stage:>width$} | started (attempt {attempt})")
+            } else {
+                writeln!(err, "{stage:>width$} | started")
+            }
+        }
+        Event::StageOutput { stage, line, .. } if !quiet => {
+            writeln!(err, "{stage:>width$} | {line}")
+        }
+        Event::StageRetrying {
+            stage,
+            attempt,
+            delay_ms,
+            reason,
+        } if !quiet => {
+            writeln!(
+                err,
+                "{stage:>width$} | {reason}; retrying in {} (attempt {attempt})",
+                seconds(*delay_ms)
+            )
+        }
+        Event::StageFinished(s) if !quiet || s.result == StageResult::Failure => {
+            let reason = s
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            writeln!(
+                err,
+                "{:>width$} | {} in {}{reason}",
+                s.stage,
+                s.result.as_str(),
+                seconds(s.duration_ms)
+            )
+        }
+        Event::Cancelling { .. } => {
+            writeln!(
+                err,
+                "uplift: cancelling: no new stage starts, running ones are stopped (signal again to force)"
+            )
+        }
+        _ => Ok(()),
+    };
 }
 
 fn result_text(s: &StageSummary) -> String {
