@@ -349,3 +349,28 @@ fn apply_with_the_preset_keeps_the_customizations() {
         stdout(&again)
     );
 }
+
+#[test]
+fn check_with_the_preset_reads_the_app_given_by_app_not_the_working_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    let registry = registry();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let app_arg = app.to_str().unwrap();
+    let output = run(uplift_in(&elsewhere, dir.path(), &registry).args([
+        "check",
+        "--preset",
+        "backstage",
+        "--app",
+        app_arg,
+        "--plan",
+        "--format",
+        "json",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc = plan_json(&output);
+    assert_eq!(doc["current"], "1.48.0");
+    assert_eq!(doc["target"], "1.50.0");
+    assert!(doc["files"].as_u64().unwrap() > 0, "{doc}");
+}

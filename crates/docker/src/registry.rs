@@ -68,8 +68,8 @@ pub fn credentials_from_config(config: Option<&Path>, image: &ImageRef) -> Resul
     let Some(path) = config_file(config) else {
         return Ok(RegistryAuth::None);
     };
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.is_none() => {
             return Ok(RegistryAuth::None);
         }
@@ -82,21 +82,38 @@ pub fn credentials_from_config(config: Option<&Path>, image: &ImageRef) -> Resul
         }
     };
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    match docker_credential::get_credential_from_reader(
-        std::io::BufReader::new(file),
-        &image.config_key(),
-    ) {
+    let key = image.config_key();
+    match docker_credential::get_credential_from_reader(text.as_bytes(), &key) {
         Ok(DockerCredential::UsernamePassword(username, password)) => {
             Ok(RegistryAuth::Basic { username, password })
         }
         Ok(DockerCredential::IdentityToken(t)) => Ok(RegistryAuth::IdentityToken(t)),
         Err(E::NoCredentialConfigured) => Ok(RegistryAuth::None),
-        Err(e) => Err(Error::Credentials {
-            registry: image.registry.clone(),
-            source_name: path.display().to_string(),
-            message: e.to_string(),
-        }),
+        Err(e) => {
+            // The crate's message does not say which program it ran: name it, as that is
+            // what a person has to fix (install it, put it on PATH, log in again).
+            let message = match credential_helper(&text, &key) {
+                Some(helper) => format!("credential helper `docker-credential-{helper}`: {e}"),
+                None => e.to_string(),
+            };
+            Err(Error::Credentials {
+                registry: image.registry.clone(),
+                source_name: path.display().to_string(),
+                message,
+            })
+        }
     }
+}
+
+/// The credential helper a Docker config file names for `key`: its `credHelpers` entry, else
+/// its `credsStore`.
+fn credential_helper(config: &str, key: &str) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_str(config).ok()?;
+    doc.get("credHelpers")
+        .and_then(|h| h.get(key))
+        .or_else(|| doc.get("credsStore"))
+        .and_then(|h| h.as_str())
+        .map(str::to_owned)
 }
 
 /// How transient registry errors are retried.
@@ -548,6 +565,18 @@ pub async fn check_registry(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn the_credential_helper_is_the_registry_entry_else_the_store() {
+        let both = r#"{"credsStore":"desktop","credHelpers":{"ghcr.io":"gh"}}"#;
+        assert_eq!(credential_helper(both, "ghcr.io").as_deref(), Some("gh"));
+        assert_eq!(
+            credential_helper(both, "quay.io").as_deref(),
+            Some("desktop")
+        );
+        assert_eq!(credential_helper(r#"{"auths":{}}"#, "quay.io"), None);
+        assert_eq!(credential_helper("not json", "quay.io"), None);
+    }
 
     fn layer(event: PushEvent) -> (String, u64, Option<u64>, bool) {
         match event {

@@ -223,7 +223,7 @@ fn open_upstream(args: &UpgradeArgs) -> Result<(Upstream, Marker), CliError> {
     let (config, marker): (UpstreamConfig, Marker) = match (&args.pipeline, &args.upstream.upstream)
     {
         (Some(file), None) => upstream_from_pipeline(file)?,
-        _ => (args.upstream.config()?, args.marker.marker()),
+        _ => (args.upstream.config_in(&args.app)?, args.marker.marker()),
     };
     let upstream = Upstream::open(config).map_err(upgrade_error)?;
     Ok((upstream, marker))
