@@ -262,3 +262,75 @@ fn wrong_type_of_a_union_field() {
         "expected a stage id or a list of stage ids",
     );
 }
+
+/// `uses: deploy` with `target: kubernetes`: the `kubernetes:` block is typed to its leaves.
+/// Each stage's `with` reports its first problem, so three bad stages give three errors, each
+/// at `file:line:column`.
+#[test]
+fn bad_kubernetes_block_of_a_deploy_stage() {
+    let deploy = |id: &str, body: &str| {
+        format!(
+            "  {id}:\n    uses: deploy\n    with:\n      target: kubernetes\n      name: portal\n      image: registry.local/portal@sha256:2222222222222222222222222222222222222222222222222222222222222222\n      kubernetes:\n{body}"
+        )
+    };
+    let text = format!(
+        "stages:\n{}{}{}",
+        deploy(
+            "unknown",
+            "        namespace: web\n        ingress: { host: portal.example.com, tls: portal-tls }\n"
+        ),
+        deploy(
+            "wrong-type",
+            "        services:\n          catalog: { plugins: catalog }\n"
+        ),
+        deploy("docker-setting", "        probes: { readiness: /ready }\n").replace(
+            "      target: kubernetes\n",
+            "      target: kubernetes\n      health: { path: /ready }\n",
+        ),
+    );
+    let (code, list) = problems(&text);
+    assert_eq!(code, 2, "{list:?}");
+    let found: Vec<(usize, usize)> = list.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(found, [(10, 46), (19, 31), (24, 7)], "{list:?}");
+    assert!(
+        list[0].2.contains("`with.kubernetes.ingress.tls`"),
+        "{list:?}"
+    );
+    assert!(
+        list[0]
+            .2
+            .contains("unknown field `tls`, expected one of `host`, `class-name`, `tls-secret`"),
+        "{list:?}"
+    );
+    assert!(
+        list[1]
+            .2
+            .contains("`with.kubernetes.services.catalog.plugins`"),
+        "{list:?}"
+    );
+    assert!(
+        list[1]
+            .2
+            .contains("invalid type: string \"catalog\", expected a sequence"),
+        "{list:?}"
+    );
+    assert!(
+        list[2].2.contains("`health` is a Docker setting"),
+        "{list:?}"
+    );
+    assert!(list[2].2.contains("use `kubernetes.probes`"), "{list:?}");
+
+    // The text format names the file, line and column of each.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k8s.yml"), &text).unwrap();
+    let out = uplift(dir.path(), &["validate", "-p", "k8s.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "k8s.yml:10:46: error: `with.kubernetes.ingress.tls` of stage `unknown` (deploy): unknown field `tls`",
+        "k8s.yml:19:31: error: `with.kubernetes.services.catalog.plugins` of stage `wrong-type` (deploy): invalid type",
+        "k8s.yml:24:7: error: `with.health` of stage `docker-setting` (deploy): `health` is a Docker setting",
+    ] {
+        assert!(stderr.contains(line), "{line}\n{stderr}");
+    }
+}
