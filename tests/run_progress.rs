@@ -191,3 +191,65 @@ fn push_reports_each_layer_and_the_text_output_one_line_per_finished_task() {
     );
     assert!(!err.contains('\u{1b}'), "no escape sequence off a terminal");
 }
+
+#[test]
+fn a_docker_rollout_reports_replicas_serving_until_all_are() {
+    if !docker_available() {
+        return;
+    }
+    common::deploy::build_fixture("v1", "Dockerfile");
+    let target = format!("upt-progress-{}", std::process::id());
+    let _cleanup = common::deploy::Cleanup(target.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: rollout\n\
+             stages:\n\
+             \x20 deploy:\n\
+             \x20   uses: deploy\n\
+             \x20   with:\n\
+             \x20     name: {target}\n\
+             \x20     image: uplift-deploy-fixture:v1\n\
+             \x20     replicas: 2\n\
+             \x20     health: {{ image: true, timeout: 8 }}\n\
+             \x20     drain-ms: 100\n"
+        ),
+    )
+    .unwrap();
+    let out = common::uplift()
+        .args(["run", "-p"])
+        .arg(&file)
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--events", "json"])
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let rollout: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "stage-progress")
+        .collect();
+    assert!(!rollout.is_empty(), "{}", stdout(&out));
+    for e in &rollout {
+        assert_eq!(e["task"], format!("rollout {target}"));
+        assert_eq!(e["unit"], "replicas");
+        assert_eq!(e["total"], 2);
+    }
+    let serving: Vec<u64> = rollout
+        .iter()
+        .map(|e| e["current"].as_u64().unwrap())
+        .collect();
+    assert!(
+        serving.windows(2).all(|w| w[0] <= w[1]),
+        "replicas serving only grow: {serving:?}"
+    );
+    let last = rollout.last().unwrap();
+    assert_eq!(last["done"], true, "{rollout:?}");
+    assert_eq!(last["current"], 2, "{last}");
+    assert_eq!(last["message"], "release 1: 2 replicas serving");
+    assert_eq!(rollout.iter().filter(|e| e["done"] == true).count(), 1);
+}

@@ -170,18 +170,24 @@ impl Bars {
             }
             return;
         }
-        let bar = self.bars.entry(key).or_insert_with(|| {
-            let bar = self.multi.add(ProgressBar::new(0));
-            bar.set_prefix(format!(
-                "{:>width$} | {}",
-                update.stage,
-                update.task,
-                width = self.width
-            ));
-            bar
-        });
         let style = style(update.unit, update.total.is_some(), self.colour);
-        bar.set_style(style);
+        let bar = match self.bars.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                let bar = entry.into_mut();
+                bar.set_style(style);
+                bar
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                // Styled and named before it is shown, so it never draws with the default style.
+                let bar = ProgressBar::hidden().with_style(style).with_prefix(format!(
+                    "{:>width$} | {}",
+                    update.stage,
+                    update.task,
+                    width = self.width
+                ));
+                entry.insert(self.multi.add(bar))
+            }
+        };
         match update.total {
             Some(total) => bar.set_length(total.max(update.current)),
             None => bar.unset_length(),
@@ -199,9 +205,9 @@ fn style(unit: ProgressUnit, known_total: bool, colour: bool) -> ProgressStyle {
     };
     let template = match (unit, known_total) {
         (ProgressUnit::Bytes, true) => {
-            format!("{{prefix}} [{bar}] {{bytes}}/{{total_bytes}} {{msg}}")
+            format!("{{prefix}} [{bar}] {{decimal_bytes}}/{{decimal_total_bytes}} {{msg}}")
         }
-        (ProgressUnit::Bytes, false) => "{prefix} {spinner} {bytes} {msg}".to_owned(),
+        (ProgressUnit::Bytes, false) => "{prefix} {spinner} {decimal_bytes} {msg}".to_owned(),
         (_, true) => format!("{{prefix}} [{bar}] {{pos}}/{{len}} {{msg}}"),
         (_, false) => "{prefix} {spinner} {pos} {msg}".to_owned(),
     };
@@ -352,5 +358,115 @@ mod tests {
         assert_eq!(view.active().len(), 1, "another stage's end leaves the bar");
         view.clear_stage(Some("image"));
         assert!(view.active().is_empty());
+    }
+
+    /// A terminal that records what is written to it.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(std::sync::Arc<std::sync::Mutex<String>>);
+
+    impl Recorder {
+        fn text(&self) -> String {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl indicatif::TermLike for Recorder {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(&format!("{s}\n"))
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.write_str("<clear>")
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bars_are_drawn_on_a_terminal_and_replaced_by_a_line_when_done() {
+        let term = Recorder::default();
+        let mut view = ProgressView::with_target(
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+            false,
+            5,
+        );
+        let layer = "push r:1 layer 3f2a12ab34cd";
+        view.update(&update(
+            layer,
+            512,
+            Some(1024),
+            ProgressUnit::Bytes,
+            "pushing",
+            false,
+        ));
+        let drawn = term.text();
+        assert!(
+            drawn.contains("image | push r:1 layer 3f2a12ab34cd ["),
+            "the bar: {drawn:?}"
+        );
+        assert!(
+            drawn.contains("512 B/1.02 kB pushing"),
+            "bytes of total: {drawn:?}"
+        );
+        assert!(drawn.contains("============"), "half the bar: {drawn:?}");
+        view.update(&update(
+            "build r",
+            2,
+            Some(5),
+            ProgressUnit::Steps,
+            "RUN make",
+            false,
+        ));
+        assert!(
+            term.text().contains("image | build r ["),
+            "{:?}",
+            term.text()
+        );
+        assert!(term.text().contains("2/5 RUN make"), "{:?}", term.text());
+        view.update(&update(
+            layer,
+            1024,
+            Some(1024),
+            ProgressUnit::Bytes,
+            "pushed",
+            true,
+        ));
+        let after = term.text();
+        assert!(
+            after.contains("<clear>image | push r:1 layer 3f2a12ab34cd: pushed (1.02 kB)  "),
+            "the finished task's line: {after:?}"
+        );
+        assert!(
+            !after.contains('\u{1b}'),
+            "no colour when not allowed: {after:?}"
+        );
+        assert!(
+            !after.contains("0/0"),
+            "no bar drawn before it is styled: {after:?}"
+        );
+        assert_eq!(view.active().len(), 1, "only the build's bar is left");
+        // The last draw shows the build's bar and no longer the layer's.
+        let last_draw = after.rsplit("<clear>").next().unwrap_or_default();
+        assert!(last_draw.contains("build r ["), "{last_draw:?}");
+        assert!(!last_draw.contains("layer 3f2a12ab34cd ["), "{last_draw:?}");
     }
 }
