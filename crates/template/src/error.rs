@@ -58,6 +58,9 @@ pub enum Error {
     },
     #[error("{path}: {message}")]
     RenderNoPosition { path: String, message: String },
+    /// Several template files failed: each is listed, so one run shows every fix to make.
+    #[error("{} template files could not be rendered:{}", errors.len(), list(errors))]
+    RenderMany { errors: Vec<Error> },
     #[error("versions map {path}: {message}")]
     VersionsMap { path: String, message: String },
     #[error("{path} and {path}.hbs are both in the template")]
@@ -90,4 +93,8 @@ fn nearby_hint(nearby: &[String]) -> String {
     } else {
         format!(" (releases nearby: {})", nearby.join(", "))
     }
+}
+
+fn list(errors: &[Error]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
 }

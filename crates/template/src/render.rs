@@ -47,29 +47,38 @@ pub fn versions_map(files: &Tree, path: &str) -> Result<Option<BTreeMap<String, 
 }
 
 /// Renders `template`: `*.hbs` files are rendered and lose the suffix; others are copied.
+/// Every file that fails is reported (one error per file), not only the first.
 pub fn render(template: &Tree, context: RenderContext<'_>) -> Result<Tree, Error> {
     let engine = engine(context.versions);
     let data = serde_json::Value::Object(context.values.clone());
     let mut out = Tree::new();
+    let mut errors = Vec::new();
     for (path, entry) in template.iter() {
         let Some(target) = path.strip_suffix(SUFFIX) else {
             insert_unique(&mut out, path.clone(), entry.clone())?;
             continue;
         };
-        let text = entry.text().ok_or_else(|| Error::RenderNoPosition {
-            path: path.to_string(),
-            message: "a `.hbs` template must be UTF-8 text".to_string(),
-        })?;
-        let rendered = engine
-            .render_template(text, &data)
-            .map_err(|error| render_error(path, &error))?;
-        insert_unique(
-            &mut out,
-            target,
-            FileEntry::new(entry.mode, rendered.into_bytes()),
-        )?;
+        let Some(text) = entry.text() else {
+            errors.push(Error::RenderNoPosition {
+                path: path.to_string(),
+                message: "a `.hbs` template must be UTF-8 text".to_string(),
+            });
+            continue;
+        };
+        match engine.render_template(text, &data) {
+            Ok(rendered) => insert_unique(
+                &mut out,
+                target,
+                FileEntry::new(entry.mode, rendered.into_bytes()),
+            )?,
+            Err(error) => errors.push(render_error(path, &error)),
+        }
     }
-    Ok(out)
+    match errors.len() {
+        0 => Ok(out),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::RenderMany { errors }),
+    }
 }
 
 fn insert_unique(out: &mut Tree, path: RelPath, entry: FileEntry) -> Result<(), Error> {
@@ -217,6 +226,31 @@ mod tests {
         assert_eq!(
             error,
             "a/b.yaml.hbs:2:7: unknown variable `nmae` (set it with --set nmae=VALUE)"
+        );
+    }
+
+    #[test]
+    fn every_failing_file_is_listed_not_only_the_first() {
+        let template = tree(&[
+            ("a.txt.hbs", "{{one}}\n"),
+            ("fine.txt.hbs", "{{name}}\n"),
+            ("z/b.txt.hbs", "x\n{{two}}\n"),
+        ]);
+        let values = Values::from_iter([("name".to_string(), "shop".into())]);
+        let error = render(
+            &template,
+            RenderContext {
+                values: &values,
+                versions: None,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "2 template files could not be rendered:\n  \
+             a.txt.hbs:1:1: unknown variable `one` (set it with --set one=VALUE)\n  \
+             z/b.txt.hbs:2:1: unknown variable `two` (set it with --set two=VALUE)"
         );
     }
 
