@@ -188,7 +188,7 @@ fn kubernetes_deploy_plan_lists_the_manifests_without_a_cluster() {
         "server-side apply ConfigMap portal-discovery",
         "server-side apply Deployment portal-catalog",
         "server-side apply Ingress portal",
-        "previous release record not read",
+        "previous release unknown, no diff shown",
     ] {
         assert!(text.contains(line), "{line}: {text}");
     }
