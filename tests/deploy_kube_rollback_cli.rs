@@ -6,7 +6,6 @@
 //! missing PostgreSQL fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 
 use uplift_stages::deploy::kube::{self, KubeSpec, ReleaseRecord};
