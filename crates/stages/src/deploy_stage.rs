@@ -548,5 +548,66 @@ mod tests {
         assert_eq!(spec.services.len(), 2);
         assert_eq!(spec.services["catalog"].replicas, None);
         assert_eq!(spec.port, 7007);
+        assert_eq!(kubectl(&w).context, None);
+
+        // Every setting reaches the spec the manifests are rendered from.
+        let w = with(
+            "target: kubernetes\nname: portal\nimage: app@sha256:0000000000000000000000000000000000000000000000000000000000000000\n\
+             env: {NODE_ENV: production}\n\
+             kubernetes:\n  context: prod\n  port: 8080\n  secret-env: {TOKEN: {secret: s, key: k}}\n  secrets: [tokens]\n\
+             \x20 config: {APP_CONFIG_app_title: Portal}\n  postgres: {host: db.example}\n\
+             \x20 ingress: {host: portal.example.com, tls-secret: tls}\n  probes: {liveness: /live}\n\
+             \x20 resources: {memory: 1Gi}\n  progress-deadline-seconds: 120\n\
+             \x20 services: {catalog: {plugins: [catalog], replicas: 4}}\n",
+        );
+        let spec = kube_spec(&w).unwrap();
+        assert_eq!(kubectl(&w).context.as_deref(), Some("prod"));
+        assert_eq!(spec.port, 8080);
+        assert_eq!(spec.env["NODE_ENV"], "production");
+        assert_eq!(
+            spec.secret_env["TOKEN"],
+            SecretKeyRef {
+                secret: "s".into(),
+                key: "k".into()
+            }
+        );
+        assert_eq!(spec.secrets, ["tokens"]);
+        assert_eq!(spec.config["APP_CONFIG_app_title"], "Portal");
+        assert_eq!(spec.postgres.host, "db.example");
+        assert_eq!(spec.postgres.port, 5432);
+        assert_eq!(
+            spec.ingress.as_ref().unwrap().tls_secret.as_deref(),
+            Some("tls")
+        );
+        assert_eq!(spec.probes.liveness, "/live");
+        assert_eq!(
+            spec.probes.readiness,
+            uplift_kube::spec::BACKSTAGE_READINESS
+        );
+        assert_eq!(
+            spec.resources.as_ref().unwrap().memory.as_deref(),
+            Some("1Gi")
+        );
+        assert_eq!(spec.progress_deadline_seconds, 120);
+        assert_eq!(spec.services["catalog"].replicas, Some(4));
+        uplift_kube::render(&spec).unwrap();
+    }
+
+    #[test]
+    fn settings_the_target_ignores_fail_the_stage_too() {
+        let stage = ResolvedStage {
+            id: "deploy".into(),
+            uses: "deploy".into(),
+            with: serde_yaml::from_str("target: kubernetes\nname: p\nimage: x\nports: [80]\n")
+                .unwrap(),
+            env: Default::default(),
+            declared_env: Default::default(),
+            description: None,
+        };
+        let error = deploy_settings(&stage).unwrap_err();
+        assert!(
+            error.to_string().contains("`ports` is a Docker setting"),
+            "{error}"
+        );
     }
 }
