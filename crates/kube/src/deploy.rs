@@ -367,13 +367,18 @@ pub async fn plan<A: ClusterApi>(
     })
 }
 
-/// The last line of the error's deepest cause: for kubectl, the line saying what went wrong.
+/// The last line of what kubectl said, or of the error's deepest cause: the line saying
+/// what went wrong.
 fn short_reason(error: &Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = cause.to_string();
-        source = cause.source();
+    if let Error::Api(crate::ApiError::Failed { stderr, .. }) = error {
+        text = stderr.clone();
+    } else {
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text = cause.to_string();
+            source = cause.source();
+        }
     }
     text.lines()
         .rev()
