@@ -339,3 +339,47 @@ async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_to
     assert_eq!(api.journal(), Vec::new(), "no cluster call was made");
     assert_eq!(rows(&db.0), MIGRATED);
 }
+
+#[tokio::test]
+async fn a_cancel_while_the_pods_stop_starts_the_current_release_again() {
+    let Some(db) = Db::create("cancel") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let api = two_releases(&db, dir.path()).await;
+    // v2's pods never go away.
+    let pods = recorded_pods("pods-failing.json").unwrap();
+    let selector = normal_selector(&uplift_kube::render::pod_selector("backstage", "backend"));
+    api.cluster.script_pods(&selector, vec![pods]);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        trigger.cancel();
+    });
+    let started = std::time::Instant::now();
+    let error = rollback_kubernetes(
+        &api,
+        "default",
+        "backstage",
+        None,
+        Some(&db.target(PASSWORD)),
+        &options(),
+        &cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the cancel ended the wait"
+    );
+    assert_eq!(
+        error.to_string(),
+        "cancelled; the database was not touched; release 2 was started again"
+    );
+    let calls: Vec<String> = api.journal().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(calls.first().unwrap(), "apply Deployment/backstage v2 x0");
+    assert_eq!(calls.last().unwrap(), "apply Deployment/backstage v2 x3");
+    assert_eq!(rows(&db.0), MIGRATED);
+    assert_eq!(current(&api), "2");
+}
