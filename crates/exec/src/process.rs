@@ -1,8 +1,10 @@
 //! Child processes in their own process group, streamed line by line, killed as a group.
 //!
-//! On cancellation (a signal, a timeout) the group gets SIGTERM, then SIGKILL after the grace
+//! On cancellation (a signal, a stage's timeout) or when a process's own time limit
+//! ([`Spawner::run_with_timeout`]) runs out, the group gets SIGTERM, then SIGKILL after the grace
 //! period (at once if the run is forced). When the leader exits, stragglers left in its group
-//! (`sleep 100 &`) are killed too, so nothing outlives its stage.
+//! (`sleep 100 &`) are killed too, and so is the whole group if the future running it is
+//! dropped, so nothing outlives its stage.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -52,6 +54,8 @@ pub struct ProcessExit {
     pub signal: Option<i32>,
     /// It was stopped by cancellation or a timeout.
     pub killed: bool,
+    /// It was stopped because its own time limit ran out (see [`Spawner::run_with_timeout`]).
+    pub timed_out: bool,
     /// The last lines of its output (masked).
     pub tail: Vec<String>,
 }
@@ -97,9 +101,32 @@ fn signal_group(pid: Pid, signal: Signal) {
     }
 }
 
+/// Kills a process group when dropped: a future running a process may be dropped (an outer
+/// `tokio::time::timeout`, an aborted task), and `kill_on_drop` alone only reaches the leader.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+}
+
 impl Spawner {
     /// Runs `spec` to its end (or until cancelled), streaming its output to the stage's sink.
     pub async fn run(&self, spec: &ProcessSpec) -> Result<ProcessExit, ProcessError> {
+        self.run_with_timeout(spec, None).await
+    }
+
+    /// Like [`Spawner::run`], with a time limit of its own: when it runs out, the process's whole
+    /// group is stopped as on cancellation (SIGTERM, SIGKILL after the grace period) and the
+    /// exit says `timed_out`.
+    pub async fn run_with_timeout(
+        &self,
+        spec: &ProcessSpec,
+        timeout: Option<Duration>,
+    ) -> Result<ProcessExit, ProcessError> {
         let command = self.sink.mask(&spec.display());
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -119,6 +146,8 @@ impl Spawner {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
+        // Whatever happens from here on, the group does not outlive this call.
+        let _group = GroupGuard(pgid);
         tracing::debug!(%command, pid = ?pgid, "started");
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let mut readers = Vec::new();
@@ -140,27 +169,25 @@ impl Spawner {
         }
 
         let mut killed = false;
-        let status = tokio::select! {
-            status = child.wait() => status,
-            () = self.cancel.cancelled() => {
-                killed = true;
-                if let Some(pid) = pgid {
-                    signal_group(pid, Signal::SIGTERM);
-                }
-                tokio::select! {
-                    status = child.wait() => status,
-                    () = tokio::time::sleep(self.grace) => {
-                        if let Some(pid) = pgid { signal_group(pid, Signal::SIGKILL); }
-                        child.wait().await
-                    }
-                    () = self.force.cancelled() => {
-                        if let Some(pid) = pgid { signal_group(pid, Signal::SIGKILL); }
-                        child.wait().await
-                    }
-                }
+        let mut timed_out = false;
+        let time_limit = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
             }
         };
-        // Whatever is left in the group goes too.
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = time_limit => {
+                timed_out = true;
+                killed = true;
+                self.stop_group(&mut child, pgid).await
+            }
+            () = self.cancel.cancelled() => {
+                killed = true;
+                self.stop_group(&mut child, pgid).await
+            }
+        }; // Whatever is left in the group goes too.
         if let Some(pid) = pgid {
             signal_group(pid, Signal::SIGKILL);
         }
@@ -187,8 +214,32 @@ impl Spawner {
             code: status.code(),
             signal: status.signal(),
             killed,
+            timed_out,
             tail,
         })
+    }
+
+    /// SIGTERM to the group, then SIGKILL after the grace period (at once when the run is
+    /// forced); returns the leader's status.
+    async fn stop_group(
+        &self,
+        child: &mut tokio::process::Child,
+        pgid: Option<Pid>,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        if let Some(pid) = pgid {
+            signal_group(pid, Signal::SIGTERM);
+        }
+        tokio::select! {
+            status = child.wait() => status,
+            () = tokio::time::sleep(self.grace) => {
+                if let Some(pid) = pgid { signal_group(pid, Signal::SIGKILL); }
+                child.wait().await
+            }
+            () = self.force.cancelled() => {
+                if let Some(pid) = pgid { signal_group(pid, Signal::SIGKILL); }
+                child.wait().await
+            }
+        }
     }
 }
 

@@ -90,7 +90,7 @@ impl StepResult {
     fn how(&self) -> String {
         match (self.ended, self.exit_code) {
             (Ended::TimedOut, _) => {
-                String::from("timed out (its container was killed and removed)")
+                String::from("timed out (it and everything it started were stopped)")
             }
             (Ended::Cancelled, _) => String::from("was cancelled"),
             (Ended::Exited, Some(code)) => format!("exited with code {code}"),
@@ -107,8 +107,110 @@ pub struct JunitTotals {
     pub failures: u64,
     pub errors: u64,
     pub skipped: u64,
-    /// `suite › case` of the failed and errored cases (at most 20).
-    pub failed: Vec<String>,
+    /// The failed and errored cases, in report order (at most [`FAILED_TESTS_KEPT`]).
+    pub failed: Vec<FailedTest>,
+}
+
+/// Failed and errored cases kept per stage (for the log, the annotations and the summary);
+/// the totals count them all.
+pub const FAILED_TESTS_KEPT: usize = 100;
+
+/// The file in the stage's run folder listing its failed tests (see [`write_failed_tests`]).
+pub const FAILED_TESTS_FILE: &str = "failed-tests.json";
+
+/// One failed or errored test case of a JUnit report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailedTest {
+    pub suite: String,
+    pub name: String,
+    /// Its source file, relative to the app folder (`/`-separated), when the report names one
+    /// that can be placed there.
+    pub file: Option<String>,
+    /// The line in `file`: the report's `line` attribute, else the first `FILE:LINE` of the
+    /// failure's text (a stack trace).
+    pub line: Option<u64>,
+    /// The first line of the failure's message (or of its text when the message is empty).
+    pub message: String,
+    /// An `<error>` rather than a `<failure>`.
+    pub errored: bool,
+}
+
+impl FailedTest {
+    /// `suite › case`.
+    pub fn title(&self) -> String {
+        format!("{} › {}", self.suite, self.name)
+    }
+
+    fn to_json(&self, mask: &dyn Fn(&str) -> String) -> serde_json::Value {
+        serde_json::json!({
+            "suite": mask(&self.suite),
+            "name": mask(&self.name),
+            "file": self.file.as_deref().map(mask),
+            "line": self.line,
+            "message": mask(&self.message),
+            "errored": self.errored,
+        })
+    }
+
+    fn from_json(value: &serde_json::Value) -> Option<Self> {
+        let text = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Some(Self {
+            suite: text("suite")?,
+            name: text("name")?,
+            file: text("file"),
+            line: value.get("line").and_then(serde_json::Value::as_u64),
+            message: text("message").unwrap_or_default(),
+            errored: value
+                .get("errored")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// The failed tests a test stage recorded: totals and the cases kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailedTests {
+    pub failures: u64,
+    pub errors: u64,
+    pub cases: Vec<FailedTest>,
+}
+
+/// Writes [`FAILED_TESTS_FILE`] into `stage_dir`, every text passed through `mask` (the run
+/// folder only holds masked text).
+pub fn write_failed_tests(
+    stage_dir: &Path,
+    totals: &JunitTotals,
+    mask: &dyn Fn(&str) -> String,
+) -> Result<(), TestError> {
+    let doc = serde_json::json!({
+        "failures": totals.failures,
+        "errors": totals.errors,
+        "cases": totals.failed.iter().map(|f| f.to_json(mask)).collect::<Vec<_>>(),
+    });
+    let path = stage_dir.join(FAILED_TESTS_FILE);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    std::fs::write(&path, text).map_err(|source| TestError::Io {
+        what: "write failed tests",
+        path,
+        source,
+    })
+}
+
+/// Reads what [`write_failed_tests`] wrote; `None` when the stage wrote nothing readable.
+pub fn read_failed_tests(stage_dir: &Path) -> Option<FailedTests> {
+    let text = std::fs::read_to_string(stage_dir.join(FAILED_TESTS_FILE)).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let count = |k: &str| doc.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    Some(FailedTests {
+        failures: count("failures"),
+        errors: count("errors"),
+        cases: doc
+            .get("cases")
+            .and_then(serde_json::Value::as_array)
+            .map(|cases| cases.iter().filter_map(FailedTest::from_json).collect())
+            .unwrap_or_default(),
+    })
 }
 
 /// What a test stage found.
@@ -217,7 +319,13 @@ fn check_cache_path(p: &str) -> Result<(), TestError> {
 }
 
 /// Parses every JUnit XML file under `app_dir` matching `glob`. `None` when no file matches.
-pub fn collect_junit(app_dir: &Path, glob: &str) -> Result<Option<JunitTotals>, TestError> {
+/// `container_workdir` is where the app was mounted when the tests ran in a container: absolute
+/// source paths under it are placed in the app.
+pub fn collect_junit(
+    app_dir: &Path,
+    glob: &str,
+    container_workdir: Option<&str>,
+) -> Result<Option<JunitTotals>, TestError> {
     let matcher = globset::GlobBuilder::new(glob)
         .literal_separator(true)
         .build()
@@ -251,37 +359,145 @@ pub fn collect_junit(app_dir: &Path, glob: &str) -> Result<Option<JunitTotals>, 
             }
         })?;
         totals.files += 1;
-        add_suites(&mut totals, &suites.suites);
+        let places = SourcePlaces {
+            app_dir,
+            report_dir: entry.path().parent().unwrap_or(app_dir),
+            container_workdir,
+        };
+        add_suites(&mut totals, &suites.suites, None, &places);
     }
     Ok((totals.files > 0).then_some(totals))
 }
 
-fn add_suites(totals: &mut JunitTotals, suites: &[junit_parser::TestSuite]) {
-    for suite in suites {
-        for case in &suite.cases {
-            totals.tests += 1;
-            let failed = match &case.status {
-                junit_parser::TestStatus::Success => false,
-                junit_parser::TestStatus::Skipped(_) => {
-                    totals.skipped += 1;
-                    false
+/// What places a report's source paths in the app.
+struct SourcePlaces<'a> {
+    app_dir: &'a Path,
+    report_dir: &'a Path,
+    container_workdir: Option<&'a str>,
+}
+
+impl SourcePlaces<'_> {
+    /// `file` relative to the app: an absolute path under the app (or its container mount); a
+    /// relative one from the report's folder or one of its parents up to the app where the file
+    /// exists (test runners write them relative to their own root), else from the app. `None`
+    /// for a path that leaves the app.
+    fn place(&self, file: &str) -> Option<String> {
+        let path = Path::new(file);
+        let rel: PathBuf = if path.is_absolute() {
+            let app = std::fs::canonicalize(self.app_dir).unwrap_or_else(|_| self.app_dir.into());
+            let in_container = self
+                .container_workdir
+                .map(|w| w.trim_end_matches('/'))
+                .filter(|w| !w.is_empty())
+                .and_then(|w| path.strip_prefix(w).ok());
+            path.strip_prefix(&app)
+                .or_else(|_| path.strip_prefix(self.app_dir))
+                .ok()
+                .or(in_container)?
+                .to_path_buf()
+        } else {
+            let mut found = None;
+            for dir in self.report_dir.ancestors() {
+                if !dir.starts_with(self.app_dir) {
+                    break;
                 }
-                junit_parser::TestStatus::Failure(_) => {
-                    totals.failures += 1;
-                    true
+                if dir.join(path).is_file() {
+                    found = dir.strip_prefix(self.app_dir).ok().map(|d| d.join(path));
+                    break;
                 }
-                junit_parser::TestStatus::Error(_) => {
-                    totals.errors += 1;
-                    true
-                }
-            };
-            if failed && totals.failed.len() < 20 {
-                totals
-                    .failed
-                    .push(format!("{} › {}", suite.name, case.name));
+            }
+            found.unwrap_or_else(|| path.to_path_buf())
+        };
+        let mut parts = Vec::new();
+        for component in rel.components() {
+            match component {
+                std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir if parts.pop().is_some() => {}
+                _ => return None,
             }
         }
-        add_suites(totals, &suite.suites);
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+}
+
+/// The first non-empty line of `text`, trimmed, at most 1,000 characters.
+fn first_line(text: &str) -> Option<String> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(1000).collect())
+}
+
+/// The line of the first `NAME:LINE` in `text`, where NAME is `file`'s last component (stack
+/// traces name the file with their own prefix: absolute, `webpack://`, relative...).
+fn line_in_trace(text: &str, file: &str) -> Option<u64> {
+    let name = file.rsplit('/').next().filter(|n| !n.is_empty())?;
+    let needle = format!("{name}:");
+    let mut rest = text;
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        // The name must start there (`/app.test.ts:` and not `xapp.test.ts:`).
+        let starts = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'));
+        if starts && let Ok(line) = digits.parse::<u64>() {
+            return (line > 0).then_some(line);
+        }
+        rest = &rest[at + needle.len()..];
+    }
+    None
+}
+
+fn add_suites(
+    totals: &mut JunitTotals,
+    suites: &[junit_parser::TestSuite],
+    parent_file: Option<&str>,
+    places: &SourcePlaces<'_>,
+) {
+    for suite in suites {
+        let suite_file = suite.file.as_deref().or(parent_file);
+        for case in &suite.cases {
+            totals.tests += 1;
+            let (message, text, errored) = match &case.status {
+                junit_parser::TestStatus::Success => continue,
+                junit_parser::TestStatus::Skipped(_) => {
+                    totals.skipped += 1;
+                    continue;
+                }
+                junit_parser::TestStatus::Failure(f) => {
+                    totals.failures += 1;
+                    (&f.message, &f.text, false)
+                }
+                junit_parser::TestStatus::Error(e) => {
+                    totals.errors += 1;
+                    (&e.message, &e.text, true)
+                }
+            };
+            if totals.failed.len() >= FAILED_TESTS_KEPT {
+                continue;
+            }
+            let file = case
+                .file
+                .as_deref()
+                .or(suite_file)
+                .and_then(|f| places.place(f));
+            let line = case.line.filter(|l| *l > 0).or_else(|| {
+                let file = file.as_deref()?;
+                line_in_trace(text, file).or_else(|| line_in_trace(message, file))
+            });
+            totals.failed.push(FailedTest {
+                suite: suite.name.clone(),
+                name: case.name.clone(),
+                file,
+                line,
+                message: first_line(message)
+                    .or_else(|| first_line(text))
+                    .unwrap_or_else(|| String::from(if errored { "errored" } else { "failed" })),
+                errored,
+            });
+        }
+        add_suites(totals, &suite.suites, suite_file, places);
     }
 }
 
@@ -340,14 +556,21 @@ fn step_timeout(step: &TestStep) -> Result<Option<Duration>, TestError> {
         .transpose()
 }
 
+/// Where a step in a container finds the stage's output file (`$UPLIFT_OUTPUT`).
+pub const CONTAINER_OUTPUT_PATH: &str = "/uplift/output";
+
 /// Runs the steps of a `runner: container` stage in order, stopping at the first failure.
-/// `emit` receives every output line (and the stage's own messages, on stderr).
+/// `emit` receives every output line (and the stage's own messages, on stderr). When
+/// `output_file` is given it is bind-mounted at [`CONTAINER_OUTPUT_PATH`] and `UPLIFT_OUTPUT`
+/// points there, so steps write outputs as they do on the host.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_container_steps(
     guard: &ResourceGuard,
     stage_id: &str,
     with: &TestWith,
     app_dir: &Path,
     env: &BTreeMap<String, String>,
+    output_file: Option<&Path>,
     cancel: &CancellationToken,
     emit: &mut (dyn FnMut(Stream, &str) + Send),
 ) -> Result<Vec<StepResult>, TestError> {
@@ -361,6 +584,33 @@ pub async fn run_container_steps(
         source,
     })?;
     let workdir = with.workdir.trim_end_matches('/').to_owned();
+    let mut binds = vec![Bind {
+        host: app_dir.clone(),
+        container: workdir.clone(),
+        read_only: false,
+    }];
+    let mut step_env: BTreeMap<String, String> = env
+        .iter()
+        .chain(&with.env)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    step_env.insert("UPLIFT_STAGE".into(), stage_id.into());
+    if let Some(file) = output_file {
+        // The file itself, not its folder: the stage's log stays out of the container. The
+        // executor empties it in place and masks it in place, so the mounted inode stays the
+        // stage's output file.
+        let host = std::fs::canonicalize(file).map_err(|source| TestError::Io {
+            what: "find the stage's output file",
+            path: file.into(),
+            source,
+        })?;
+        binds.push(Bind {
+            host,
+            container: CONTAINER_OUTPUT_PATH.into(),
+            read_only: false,
+        });
+        step_env.insert("UPLIFT_OUTPUT".into(), CONTAINER_OUTPUT_PATH.into());
+    }
     let name_prefix = format!("{}-{}", guard.run_id(), stage_id);
     let mut volumes = Vec::new();
     if !with.cache.is_empty() {
@@ -387,16 +637,8 @@ pub async fn run_container_steps(
             image: image.clone(),
             cmd: vec!["sh".into(), "-e".into(), "-c".into(), step.run.clone()],
             workdir: Some(workdir.clone()),
-            env: env
-                .iter()
-                .chain(&with.env)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            binds: vec![Bind {
-                host: app_dir.clone(),
-                container: workdir.clone(),
-                read_only: false,
-            }],
+            env: step_env.clone(),
+            binds: binds.clone(),
             volumes: volumes.clone(),
             name_prefix: Some(name_prefix.clone()),
             ..Default::default()
@@ -544,8 +786,16 @@ fn finish(report: TestReport, ctx: &RunContext) -> Result<Outputs, StageError> {
     ctx.output.info(&report.summary());
     if let Some(j) = &report.junit {
         for f in &j.failed {
-            ctx.output.info(&format!("failed: {f}"));
+            let at = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" ({file}:{line})"),
+                (Some(file), None) => format!(" ({file})"),
+                _ => String::new(),
+            };
+            ctx.output
+                .info(&format!("failed: {}{at}: {}", f.title(), f.message));
         }
+        let mask = |t: &str| ctx.masker.mask(t).into_owned();
+        write_failed_tests(&ctx.stage_dir, j, &mask)?;
     }
     if report.passed() {
         return Ok(report.outputs());
@@ -565,7 +815,7 @@ fn finish(report: TestReport, ctx: &RunContext) -> Result<Outputs, StageError> {
             "the reports have {} failed and {} errored tests",
             j.failures, j.errors
         ),
-        tail: j.failed,
+        tail: j.failed.iter().take(20).map(FailedTest::title).collect(),
     })
 }
 
@@ -666,6 +916,7 @@ impl Stage for TestStage {
                         &app,
                         // Only what the pipeline sets: the host's PATH, HOME... stay outside.
                         &stage.declared_env,
+                        Some(&ctx.output_file),
                         &ctx.cancel,
                         &mut emit,
                     )
@@ -691,33 +942,25 @@ impl Stage for TestStage {
                             cwd: app.clone(),
                             env: env.clone(),
                         };
-                        let run = ctx.spawner.run(&spec);
-                        let exit = match step_timeout(step)? {
-                            Some(t) => match tokio::time::timeout(t, run).await {
-                                Ok(r) => Some(r?),
-                                Err(_) => None,
-                            },
-                            None => Some(run.await?),
+                        // The spawner stops the step's whole process group at its time
+                        // limit (SIGTERM, then SIGKILL after the grace period).
+                        let exit = ctx
+                            .spawner
+                            .run_with_timeout(&spec, step_timeout(step)?)
+                            .await?;
+                        let ended = if exit.timed_out {
+                            Ended::TimedOut
+                        } else if exit.killed && ctx.cancel.is_cancelled() {
+                            Ended::Cancelled
+                        } else {
+                            Ended::Exited
                         };
-                        let result = match exit {
-                            Some(exit) => StepResult {
-                                name,
-                                exit_code: exit.code.map(i64::from),
-                                ended: if exit.killed && ctx.cancel.is_cancelled() {
-                                    Ended::Cancelled
-                                } else {
-                                    Ended::Exited
-                                },
-                                duration: started.elapsed(),
-                                tail: exit.tail,
-                            },
-                            None => StepResult {
-                                name,
-                                exit_code: None,
-                                ended: Ended::TimedOut,
-                                duration: started.elapsed(),
-                                tail: Vec::new(),
-                            },
+                        let result = StepResult {
+                            name,
+                            exit_code: exit.code.map(i64::from),
+                            ended,
+                            duration: started.elapsed(),
+                            tail: exit.tail,
                         };
                         let stop = !result.success();
                         report.steps.push(result);
@@ -733,7 +976,9 @@ impl Stage for TestStage {
                 }
             }
             if let Some(glob) = &with.reports {
-                report.junit = collect_junit(&app, glob)?;
+                let workdir =
+                    (with.runner == TestRunner::Container).then_some(with.workdir.as_str());
+                report.junit = collect_junit(&app, glob, workdir)?;
             }
             finish(report, &ctx)
         })
@@ -812,15 +1057,25 @@ mod tests {
             r#"<testsuite name="root"><testcase name="ok"/></testsuite>"#,
         )
         .unwrap();
-        let t = collect_junit(d.path(), "**/junit.xml").unwrap().unwrap();
+        let t = collect_junit(d.path(), "**/junit.xml", None)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (t.files, t.tests, t.failures, t.errors, t.skipped),
             (2, 5, 1, 1, 1)
         );
-        assert_eq!(t.failed, vec!["app › App::fails", "app › App::errs"]);
-        assert!(collect_junit(d.path(), "nothing/*.xml").unwrap().is_none());
+        let titles: Vec<String> = t.failed.iter().map(FailedTest::title).collect();
+        assert_eq!(titles, vec!["app › App::fails", "app › App::errs"]);
+        assert_eq!(t.failed[0].message, "boom");
+        assert!(!t.failed[0].errored && t.failed[1].errored);
+        assert_eq!(t.failed[1].message, "oops");
+        assert!(
+            collect_junit(d.path(), "nothing/*.xml", None)
+                .unwrap()
+                .is_none()
+        );
         std::fs::write(d.path().join("bad.xml"), "<testsuite><testcase").unwrap();
-        assert!(collect_junit(d.path(), "bad.xml").is_err());
+        assert!(collect_junit(d.path(), "bad.xml", None).is_err());
 
         let report = TestReport {
             steps: vec![],
@@ -832,6 +1087,106 @@ mod tests {
             report.summary(),
             "0/0 steps passed; tests: 5 run, 1 failed, 1 errors, 1 skipped (2 reports)"
         );
+    }
+
+    #[test]
+    fn failed_cases_keep_file_line_and_first_message_line() {
+        let d = tempfile::tempdir().unwrap();
+        let app = d.path();
+        std::fs::create_dir_all(app.join("packages/app/src")).unwrap();
+        std::fs::create_dir_all(app.join("packages/app/reports")).unwrap();
+        std::fs::write(app.join("packages/app/src/App.test.tsx"), "").unwrap();
+        // jest-junit: `file` relative to the package (the runner's root), no `line`; the
+        // line comes from the stack trace. Others: absolute paths, in the app or in the
+        // container's mount, and an explicit `line`.
+        std::fs::write(
+            app.join("packages/app/reports/junit.xml"),
+            r#"<testsuites>
+  <testsuite name="App" file="src/App.test.tsx">
+    <testcase name="renders" file="src/App.test.tsx"><failure message="">Error: expect(received).toBe(expected)
+
+      at Object.&lt;anonymous&gt; (/work/packages/app/src/App.test.tsx:17:22)
+      at other.test.tsx:99:1</failure></testcase>
+    <testcase name="inherits the suite file"><failure message="first&#10;second">at xApp.test.tsx:5:1 then App.test.tsx:8:3</failure></testcase>
+  </testsuite>
+  <testsuite name="abs">
+    <testcase name="in container" file="/work/lib/a.rs" line="3"><error message="panicked"/></testcase>
+    <testcase name="outside" file="/etc/passwd" line="1"><failure message="x"/></testcase>
+    <testcase name="leaves" file="../../../up.rs" line="2"><failure/></testcase>
+  </testsuite>
+</testsuites>"#,
+        )
+        .unwrap();
+        let t = collect_junit(app, "**/junit.xml", Some("/work/"))
+            .unwrap()
+            .unwrap();
+        let case = |suite: &str, name: &str, file: Option<&str>, line, message: &str, errored| {
+            FailedTest {
+                suite: suite.into(),
+                name: name.into(),
+                file: file.map(str::to_owned),
+                line,
+                message: message.into(),
+                errored,
+            }
+        };
+        let file = Some("packages/app/src/App.test.tsx");
+        let expected = vec![
+            case(
+                "App",
+                "renders",
+                file,
+                Some(17),
+                "Error: expect(received).toBe(expected)",
+                false,
+            ),
+            case(
+                "App",
+                "inherits the suite file",
+                file,
+                Some(8),
+                "first",
+                false,
+            ),
+            case(
+                "abs",
+                "in container",
+                Some("lib/a.rs"),
+                Some(3),
+                "panicked",
+                true,
+            ),
+            case("abs", "outside", None, Some(1), "x", false),
+            case("abs", "leaves", None, Some(2), "failed", false),
+        ];
+        assert_eq!(t.failed, expected);
+        assert_eq!(t.failed[0].title(), "App › renders");
+
+        // Written masked, read back whole.
+        let mask = |t: &str| t.replace("panicked", "***");
+        write_failed_tests(app, &t, &mask).unwrap();
+        let read = read_failed_tests(app).unwrap();
+        assert_eq!((read.failures, read.errors), (4, 1));
+        assert_eq!(read.cases.len(), 5);
+        assert_eq!(read.cases[2].message, "***");
+        assert_eq!(read.cases[0], t.failed[0]);
+        assert!(read_failed_tests(&app.join("nowhere")).is_none());
+    }
+
+    #[test]
+    fn only_the_first_failed_cases_are_kept_but_all_are_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let cases: String = (0..FAILED_TESTS_KEPT + 5)
+            .map(|i| format!(r#"<testcase name="c{i}"><failure message="m"/></testcase>"#))
+            .collect();
+        std::fs::write(
+            d.path().join("junit.xml"),
+            format!(r#"<testsuite name="s">{cases}</testsuite>"#),
+        )
+        .unwrap();
+        let t = collect_junit(d.path(), "junit.xml", None).unwrap().unwrap();
+        assert_eq!(t.failures as usize, FAILED_TESTS_KEPT + 5);
+        assert_eq!(t.failed.len(), FAILED_TESTS_KEPT);
     }
 
     #[test]

@@ -408,3 +408,175 @@ stages:
     assert!(reason.contains("exited with code 5"), "{reason}");
     assert!(!d.path().join("web/never").exists());
 }
+
+/// Runs `yaml` with a short SIGTERM-to-SIGKILL grace and the given secrets.
+async fn run_quick(
+    dir: &Path,
+    yaml: &str,
+    secrets: BTreeMap<String, String>,
+) -> uplift_exec::RunReport {
+    let pipeline = uplift_pipeline::parse("pipeline.yml", yaml, &uplift_stages::catalog())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = Cancel {
+        graceful: Default::default(),
+        force: Default::default(),
+    };
+    let mut options = RunOptions::new(dir);
+    options.base_env = BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]);
+    options.grace = std::time::Duration::from_millis(500);
+    options.secrets = secrets;
+    run_pipeline(&pipeline, &uplift_stages::registry(), &options, cancel, tx)
+        .await
+        .unwrap()
+}
+
+/// Whether process `pid` is gone (a zombie waiting for its reaper counts as gone).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // `PID (COMM) STATE ...`: the state follows the last `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+#[tokio::test]
+async fn host_timeouts_stop_the_whole_process_group() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("web")).unwrap();
+    // Each script starts a grandchild (`sh -c` inside the step's shell) that writes its pid and
+    // ignores SIGTERM (an ignored signal stays ignored across exec), so only the group's SIGKILL
+    // after the grace period can end it; the step's own shell waits for it.
+    let spawn = |name: &str| {
+        format!(
+            r#"sh -c 'trap "" TERM; sleep 300 & echo $! > {name}.pid; kill -0 $! && touch {name}.alive; wait'"#
+        )
+    };
+    let yaml = format!(
+        r#"
+name: timeouts
+stages:
+  step-limit:
+    uses: test
+    with:
+      app: web
+      steps:
+        - run: {step}
+          timeout: 1s
+  stage-limit:
+    uses: test
+    timeout: 1s
+    with:
+      app: web
+      steps:
+        - run: {stage}
+  run-limit:
+    uses: run
+    timeout: 1s
+    with:
+      working-directory: web
+      run: {run}
+"#,
+        step = serde_json::to_string(&spawn("step")).unwrap(),
+        stage = serde_json::to_string(&spawn("stage")).unwrap(),
+        run = serde_json::to_string(&spawn("run")).unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let report = run_quick(d.path(), &yaml, BTreeMap::new()).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut pids = Vec::new();
+    for name in ["step", "stage", "run"] {
+        let stage = report
+            .stages
+            .iter()
+            .find(|s| s.stage == format!("{name}-limit"))
+            .unwrap();
+        assert_eq!(stage.result, StageResult::Failure, "{stage:#?}");
+        let reason = stage.reason.clone().unwrap_or_default();
+        assert!(reason.contains("timed out"), "{name}: {reason}");
+        assert!(
+            d.path().join(format!("web/{name}.alive")).exists(),
+            "{name}: the grandchild was running"
+        );
+        let pid: u32 = std::fs::read_to_string(d.path().join(format!("web/{name}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        pids.push((name, pid));
+    }
+    // Bounded wait: the kill is asynchronous to the reaping of the orphan.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pids.iter().any(|(_, pid)| !process_gone(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<_> = pids.iter().filter(|(_, pid)| !process_gone(*pid)).collect();
+    for (_, pid) in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(left.is_empty(), "left running after the timeout: {left:?}");
+}
+
+#[tokio::test]
+async fn container_steps_write_stage_outputs() {
+    let Some(engine) = engine().await else { return };
+    let _serial = SERIAL.lock().await;
+    let image = runner_image(&engine).await;
+    let d = tempfile::tempdir().unwrap();
+    app(&d.path().join("web"));
+    let yaml = format!(
+        r#"
+name: outputs
+stages:
+  checks:
+    uses: test
+    outputs: [greeting, notes, token]
+    env:
+      TOKEN: ${{{{ secrets.API_TOKEN }}}}
+    with:
+      app: web
+      runner: container
+      image: {image}
+      steps:
+        - run: echo "greeting=hello from $(echo abc | tr a-c x)" >> "$UPLIFT_OUTPUT"
+        - run: |
+            printf 'notes<<EOF\nline 1\nline 2\nEOF\n' >> "$UPLIFT_OUTPUT"
+            echo "token=$TOKEN" >> "$UPLIFT_OUTPUT"
+            echo "$UPLIFT_OUTPUT $UPLIFT_STAGE" > where.txt
+  after:
+    uses: run
+    needs: checks
+    with:
+      run: echo "${{{{ stages.checks.outputs.greeting }}}}" > got.txt
+"#
+    );
+    let secrets = BTreeMap::from([("API_TOKEN".to_owned(), "s3cr3t-value".to_owned())]);
+    let report = run_quick(d.path(), &yaml, secrets).await;
+    assert_eq!(report.result, RunResult::Success, "{:#?}", report.stages);
+    let checks = &report.stages[0];
+    assert_eq!(checks.outputs["greeting"], "hello from xxx");
+    assert_eq!(checks.outputs["notes"], "line 1\nline 2");
+    assert_eq!(checks.outputs["token"], "***");
+    // The stage's own outputs are still there.
+    assert_eq!(checks.outputs["passed"], "true");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("got.txt")).unwrap(),
+        "hello from xxx\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("web/where.txt")).unwrap(),
+        "/uplift/output checks\n"
+    );
+    // The run folder keeps the file only masked.
+    let written = std::fs::read_to_string(report.dir.join("checks").join("outputs")).unwrap();
+    assert!(written.contains("greeting=hello from xxx"), "{written}");
+    assert!(!written.contains("s3cr3t-value"), "{written}");
+}
