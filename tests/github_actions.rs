@@ -412,3 +412,123 @@ fn run_with_an_upgrade_stage_annotates_conflicts_and_sets_outputs() {
     assert!(summary.contains("## Upgrade plan (`upgrade`)"), "{summary}");
     assert!(summary.contains("\n  conflict   README.md "), "{summary}");
 }
+
+/// A JUnit report of 12 failed cases: file and line attributes (as some reporters write), file
+/// only with the line in a stack trace (jest-junit), no file at all, and a secret in a message.
+fn twelve_failures() -> String {
+    let mut cases = String::new();
+    for i in 0..12 {
+        let case = match i % 4 {
+            0 => format!(
+                r#"<testcase name="case {i}" file="src/a.test.ts" line="{}"><failure message="expected {i}&#10;second line">trace</failure></testcase>"#,
+                10 + i
+            ),
+            1 => format!(
+                r#"<testcase name="case {i}" file="src/b.test.ts"><failure message="">Error: b {i}
+    at Object.&lt;anonymous&gt; ($APP/src/b.test.ts:{}:7)</failure></testcase>"#,
+                20 + i
+            ),
+            2 => format!(r#"<testcase name="case {i}"><error message="crashed {i}"/></testcase>"#),
+            _ => format!(
+                r#"<testcase name="case {i}" file="src/a.test.ts" line="3"><failure message="token $TOKEN leaked {i}"/></testcase>"#
+            ),
+        };
+        cases.push_str(&case);
+    }
+    format!(
+        r#"<testsuites><testsuite name="unit">{cases}<testcase name="passes"/></testsuite></testsuites>"#
+    )
+}
+
+#[test]
+fn run_in_actions_annotates_failed_tests_at_their_file_and_line_capped() {
+    let work = tempfile::tempdir().unwrap();
+    fs::create_dir_all(work.path().join("web/src")).unwrap();
+    fs::write(work.path().join("web/src/a.test.ts"), "").unwrap();
+    fs::write(work.path().join("web/src/b.test.ts"), "").unwrap();
+    // The step writes the report with the shell, so `$APP` (absolute paths in traces) and the
+    // secret are filled in at run time.
+    let report = twelve_failures().replace('\n', "\n            ");
+    fs::write(
+        work.path().join("p.yml"),
+        format!(
+            r#"name: tests
+stages:
+  unit:
+    uses: test
+    env:
+      TOKEN: ${{{{ secrets.API_TOKEN }}}}
+    with:
+      app: web
+      reports: "reports/*.xml"
+      steps:
+        - run: |
+            mkdir -p reports
+            APP=$(pwd)
+            cat > reports/junit.xml <<EOF
+            {report}
+            EOF
+"#
+        ),
+    )
+    .unwrap();
+    let files = github_files();
+    let output = in_actions(
+        uplift()
+            .current_dir(work.path())
+            .args(["run", "-p", "p.yml"])
+            .env_remove("GITHUB_WORKSPACE")
+            .env("UPLIFT_SECRET_API_TOKEN", SECRET),
+        &files,
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("::error")).collect();
+    // GitHub shows 10 errors per step: the stage's own, then the first 9 failed tests, and one
+    // line for the 3 left out.
+    assert_eq!(errors.len(), 10, "{err}");
+    assert!(
+        errors[0].starts_with("::error title=stage unit (test) failed::"),
+        "{}",
+        errors[0]
+    );
+    assert!(err.contains("uplift: 3 more errors not annotated"), "{err}");
+    let tests = &errors[1..];
+    assert_eq!(
+        tests[0],
+        "::error file=web/src/a.test.ts,line=10,title=unit › case 0::expected 0"
+    );
+    assert_eq!(
+        tests[1],
+        "::error file=web/src/b.test.ts,line=21,title=unit › case 1::Error: b 1"
+    );
+    assert_eq!(tests[2], "::error title=unit › case 2::crashed 2");
+    assert_eq!(
+        tests[3],
+        "::error file=web/src/a.test.ts,line=3,title=unit › case 3::token *** leaked 3"
+    );
+    assert_eq!(
+        tests[8],
+        "::error file=web/src/a.test.ts,line=18,title=unit › case 8::expected 8"
+    );
+    assert!(!err.contains("case 9::"), "{err}");
+    for line in err.lines().filter(|l| !l.starts_with("::add-mask::")) {
+        assert!(!line.contains(SECRET), "leaked on stderr: {line}");
+    }
+
+    // The summary lists every failed test, the ones not annotated too.
+    let summary = fs::read_to_string(&files.summary).unwrap();
+    assert!(summary.contains("## Failed tests"), "{summary}");
+    assert!(
+        summary
+            .contains("| `unit` | unit › case 11 | `web/src/a.test.ts:3` | token *** leaked 11 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| `unit` | failure | 13 | 9 | 3 | 0 |"),
+        "{summary}"
+    );
+    assert!(!summary.contains(SECRET));
+    // The run folder's list is masked as well.
+    assert!(!every_file_below(&work.path().join(".uplift")).contains(SECRET));
+}

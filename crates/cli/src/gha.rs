@@ -326,9 +326,9 @@ fn conflicts_in_log(lines: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The end of a run in GitHub mode: annotations (failed stages, conflicts), outputs and the
-/// step summary. Everything written comes from the masked report and logs, and is masked
-/// once more with the run's secrets.
+/// The end of a run in GitHub mode: annotations (failed stages, conflicts, failed tests),
+/// outputs and the step summary. Everything written comes from the masked report, logs and
+/// failed-test files, and is masked once more with the run's secrets.
 pub fn finish_run(
     gha: &Gha,
     report: &uplift_exec::RunReport,
@@ -439,10 +439,65 @@ pub fn finish_run(
             );
         }
     }
-    // Test totals.
+    // Test totals, and each failed test annotated at its file and line.
     let mut tests = String::new();
+    let mut failed_tests = String::new();
     for s in stages_of(report, "test") {
-        let get = |k: &str| s.outputs.get(k).cloned().unwrap_or_else(|| "-".into());
+        let recorded = uplift_stages::test_stage::read_failed_tests(&report.dir.join(&s.stage));
+        if let Some(failed) = &recorded {
+            let level = if s.allowed_failure {
+                Level::Warning
+            } else {
+                Level::Error
+            };
+            for case in &failed.cases {
+                // Recorded relative to the app; GitHub wants them from the repository's root.
+                let file = case.file.as_ref().map(|file| match apps.get(&s.stage) {
+                    Some(app) => workspace_path(app, file),
+                    None => file.clone(),
+                });
+                let mut annotation =
+                    Annotation::new(level, case.message.clone()).title(case.title());
+                if let Some(file) = &file {
+                    annotation = annotation.file(file.clone(), case.line);
+                }
+                annotations.push(annotation);
+                let at = match (&file, case.line) {
+                    (Some(file), Some(line)) => code(&format!("{file}:{line}")),
+                    (Some(file), None) => code(file),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    failed_tests,
+                    "| `{}` | {} | {at} | {} |",
+                    s.stage,
+                    cell(&case.title()),
+                    cell(&case.message)
+                );
+            }
+            let total = failed.failures + failed.errors;
+            let listed = failed.cases.len() as u64;
+            if total > listed {
+                let _ = writeln!(
+                    failed_tests,
+                    "| `{}` | {} more not listed: see the JUnit reports | | |",
+                    s.stage,
+                    total - listed
+                );
+            }
+        }
+        // A failed stage has no outputs: its totals come from what it recorded.
+        let get = |k: &str| {
+            s.outputs.get(k).cloned().unwrap_or_else(|| {
+                let total = recorded.as_ref().map(|r| match k {
+                    "tests" => r.tests,
+                    "failures" => r.failures,
+                    "errors" => r.errors,
+                    _ => r.skipped,
+                });
+                total.map_or_else(|| "-".into(), |n| n.to_string())
+            })
+        };
         let _ = writeln!(
             tests,
             "| `{}` | {} | {} | {} | {} | {} |",
@@ -459,6 +514,14 @@ pub fn finish_run(
             "Tests",
             format!(
                 "## Tests\n\n| Stage | Result | Tests | Failures | Errors | Skipped |\n|---|---|---|---|---|---|\n{tests}"
+            ),
+        );
+    }
+    if !failed_tests.is_empty() {
+        summary.section(
+            "Failed tests",
+            format!(
+                "## Failed tests\n\n| Stage | Test | Where | Message |\n|---|---|---|---|\n{failed_tests}"
             ),
         );
     }

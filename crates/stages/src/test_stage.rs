@@ -168,11 +168,14 @@ impl FailedTest {
     }
 }
 
-/// The failed tests a test stage recorded: totals and the cases kept.
+/// The failed tests a test stage recorded, with the reports' totals (a failed stage has no
+/// outputs to carry them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FailedTests {
+    pub tests: u64,
     pub failures: u64,
     pub errors: u64,
+    pub skipped: u64,
     pub cases: Vec<FailedTest>,
 }
 
@@ -184,8 +187,10 @@ pub fn write_failed_tests(
     mask: &dyn Fn(&str) -> String,
 ) -> Result<(), TestError> {
     let doc = serde_json::json!({
+        "tests": totals.tests,
         "failures": totals.failures,
         "errors": totals.errors,
+        "skipped": totals.skipped,
         "cases": totals.failed.iter().map(|f| f.to_json(mask)).collect::<Vec<_>>(),
     });
     let path = stage_dir.join(FAILED_TESTS_FILE);
@@ -203,8 +208,10 @@ pub fn read_failed_tests(stage_dir: &Path) -> Option<FailedTests> {
     let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
     let count = |k: &str| doc.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
     Some(FailedTests {
+        tests: count("tests"),
         failures: count("failures"),
         errors: count("errors"),
+        skipped: count("skipped"),
         cases: doc
             .get("cases")
             .and_then(serde_json::Value::as_array)
@@ -892,6 +899,9 @@ impl Stage for TestStage {
                     app.display()
                 )));
             }
+            // A retry's reports replace the previous attempt's, and a run without reports
+            // leaves no failed-test list behind.
+            let _ = std::fs::remove_file(ctx.stage_dir.join(FAILED_TESTS_FILE));
             let mut report = TestReport::default();
             match with.runner {
                 TestRunner::Container => {
@@ -1166,7 +1176,10 @@ mod tests {
         let mask = |t: &str| t.replace("panicked", "***");
         write_failed_tests(app, &t, &mask).unwrap();
         let read = read_failed_tests(app).unwrap();
-        assert_eq!((read.failures, read.errors), (4, 1));
+        assert_eq!(
+            (read.tests, read.failures, read.errors, read.skipped),
+            (5, 4, 1, 0)
+        );
         assert_eq!(read.cases.len(), 5);
         assert_eq!(read.cases[2].message, "***");
         assert_eq!(read.cases[0], t.failed[0]);

@@ -208,11 +208,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         print_summary(&report);
     }
     if gha.on {
-        // Where each upgrade stage's app is, to annotate its conflicts at the right path and line.
+        // Where each upgrade and test stage's app is, to annotate conflicts and failed tests
+        // at the right path and line.
         let apps: std::collections::BTreeMap<String, PathBuf> = pipeline
             .stages
             .values()
-            .filter(|s| s.uses == "upgrade")
+            .filter(|s| s.uses == "upgrade" || s.uses == "test")
             .map(|s| {
                 let app = s.with.get("app").and_then(|v| v.as_str()).unwrap_or(".");
                 (s.id.clone(), work_dir.join(app))
