@@ -146,8 +146,8 @@ impl Spawner {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
-        // Whatever happens from here on, the group does not outlive this call.
-        let _group = GroupGuard(pgid);
+        // If this future is dropped from here on, the group does not outlive it.
+        let mut group = GroupGuard(pgid);
         tracing::debug!(%command, pid = ?pgid, "started");
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let mut readers = Vec::new();
@@ -187,8 +187,10 @@ impl Spawner {
                 killed = true;
                 self.stop_group(&mut child, pgid).await
             }
-        }; // Whatever is left in the group goes too.
-        if let Some(pid) = pgid {
+        };
+        // Whatever is left in the group goes too. The guard stands down: once the group is gone
+        // its number may be reused, and a later signal could reach someone else's group.
+        if let Some(pid) = group.0.take() {
             signal_group(pid, Signal::SIGKILL);
         }
         let status = status.map_err(|source| ProcessError::Wait {
@@ -282,5 +284,96 @@ async fn pump<R: AsyncRead + Unpin>(
     }
     if !buf.is_empty() {
         emit(&buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn spawner(grace: Duration) -> Spawner {
+        Spawner {
+            cancel: CancellationToken::new(),
+            force: CancellationToken::new(),
+            grace,
+            sink: OutputSink::new("t", None, None, crate::Masker::new(Vec::<String>::new())),
+        }
+    }
+
+    /// A shell that starts `sleep 300` in the background (ignoring SIGTERM, which exec keeps),
+    /// writes its pid to `pid` and waits for it.
+    fn straggler(dir: &std::path::Path) -> ProcessSpec {
+        ProcessSpec {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "trap '' TERM; sleep 300 & echo $! > pid; wait".into(),
+            ],
+            cwd: dir.into(),
+            env: BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]),
+        }
+    }
+
+    async fn pid_of_straggler(dir: &std::path::Path) -> i32 {
+        for _ in 0..100 {
+            if let Ok(text) = std::fs::read_to_string(dir.join("pid"))
+                && let Ok(pid) = text.trim().parse()
+            {
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the straggler never wrote its pid");
+    }
+
+    /// Gone, or a zombie waiting for whoever reaps orphans here.
+    async fn gone_within(pid: i32, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Err(_) => true,
+                Ok(stat) => stat
+                    .rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            };
+            if gone {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_time_limit_stops_the_whole_group_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let exit = spawner(Duration::from_millis(300))
+            .run_with_timeout(&straggler(dir.path()), Some(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        assert!(exit.timed_out && exit.killed && !exit.success(), "{exit:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let pid = pid_of_straggler(dir.path()).await;
+        assert!(gone_within(pid, Duration::from_secs(5)).await, "{pid} left");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_run_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = spawner(Duration::from_secs(10));
+        let spec = straggler(dir.path());
+        let run = spawner.run(&spec);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), run)
+                .await
+                .is_err()
+        );
+        let pid = pid_of_straggler(dir.path()).await;
+        assert!(gone_within(pid, Duration::from_secs(5)).await, "{pid} left");
     }
 }
