@@ -190,6 +190,27 @@ fn push_reports_each_layer_and_the_text_output_one_line_per_finished_task() {
         "{err}"
     );
     assert!(!err.contains('\u{1b}'), "no escape sequence off a terminal");
+
+    // GitHub Actions: the same lines, inside the stage's log group (the group names the stage).
+    let out = run(dir.path(), &file, &["--github"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{}{err}", stdout(&out));
+    let group = err
+        .split("::group::image (image, success")
+        .nth(1)
+        .and_then(|g| g.split("::endgroup::").next())
+        .unwrap_or_else(|| panic!("no group for the stage: {err}"));
+    let layer_lines: Vec<&str> = group
+        .lines()
+        .filter(|l| l.starts_with(&format!("push {repository}:1.0.0 layer ")))
+        .collect();
+    assert!(layer_lines.len() >= 3, "{group}");
+    assert!(
+        layer_lines
+            .iter()
+            .all(|l| l.ends_with(": layer already exists")),
+        "pushed already, by the text run: {layer_lines:?}"
+    );
 }
 
 #[test]
