@@ -147,10 +147,7 @@ impl OutputSink {
             && let Some(log) = &self.log
             && let Ok(mut file) = log.lock()
         {
-            let total = progress
-                .total
-                .map(|t| format!("/{t}"))
-                .unwrap_or_default();
+            let total = progress.total.map(|t| format!("/{t}")).unwrap_or_default();
             let _ = writeln!(
                 file,
                 "{task}: {message} ({}{total} {})",
