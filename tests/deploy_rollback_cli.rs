@@ -160,6 +160,18 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
         "{stdout}"
     );
     assert!(versions(&target).iter().all(|v| v == "v1"));
+    // The rollout's progress, off a terminal: one line when it ends.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "rollback | rollout {target}: release 3: 3 replicas serving (3/3 replicas)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("waiting for health"),
+        "no line per step: {stderr}"
+    );
     let now = containers(&target);
     assert!(
         now.len() == 3 && now.iter().all(|c| c.ends_with("running 3")),

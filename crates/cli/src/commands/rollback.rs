@@ -10,6 +10,7 @@ use uplift_stages::deploy_postgres::{PgError, PgTarget};
 
 use crate::GlobalArgs;
 use crate::exit::{CliError, CliResult, Exit};
+use crate::progress_bars::{ProgressView, Update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -57,7 +58,7 @@ pub struct Args {
     pg_password_env: String,
 }
 
-pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
+pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,7 +67,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
         let cancel = CancellationToken::new();
         let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
         let result = match args.target {
-            Target::Docker => docker(&args, &cancel).await,
+            Target::Docker => docker(&args, global, &cancel).await,
             Target::Kubernetes => kubernetes(&args, &cancel).await,
         };
         watcher.abort();
@@ -91,7 +92,7 @@ async fn cancel_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-async fn docker(args: &Args, cancel: &CancellationToken) -> CliResult {
+async fn docker(args: &Args, global: &GlobalArgs, cancel: &CancellationToken) -> CliResult {
     let to = match &args.to {
         Some(to) => Some(to.parse::<u64>().map_err(|_| {
             CliError::new(
@@ -104,7 +105,8 @@ async fn docker(args: &Args, cancel: &CancellationToken) -> CliResult {
     let database = database(args)?;
     let deployer = Deployer::connect()
         .await
-        .map_err(|e| docker_error(&DeployStageError::Deploy(e)))?;
+        .map_err(|e| docker_error(&DeployStageError::Deploy(e)))?
+        .with_progress(rollout_view(global));
     let network = args.network.clone().unwrap_or_else(|| args.name.clone());
     let alias = args.alias.clone().unwrap_or_else(|| args.name.clone());
     let report = rollback_docker(
@@ -132,6 +134,37 @@ async fn docker(args: &Args, cancel: &CancellationToken) -> CliResult {
         }
     );
     Ok(Exit::Success)
+}
+
+/// Shows the rollout's replicas: a bar on a terminal, one line when it ends elsewhere.
+fn rollout_view(
+    global: &GlobalArgs,
+) -> impl Fn(uplift_stages::deploy::docker::RolloutProgress) + Send + Sync + 'static {
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    let quiet = global.quiet;
+    let view = std::sync::Mutex::new(ProgressView::new(
+        crate::progress_bars::bars_wanted(quiet, github, false),
+        crate::progress_bars::colour_allowed(),
+        0,
+    ));
+    move |p| {
+        let task = format!("rollout {}", p.target);
+        let update = Update {
+            stage: "rollback",
+            task: &task,
+            current: p.serving,
+            total: Some(p.replicas),
+            unit: uplift_exec::ProgressUnit::Replicas,
+            message: &p.message,
+            done: p.done,
+        };
+        if let Ok(mut view) = view.lock()
+            && let Some(line) = view.update(&update)
+            && !quiet
+        {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// The database of `--with-data`, its password from the environment.
