@@ -9,14 +9,16 @@ use crate::Error;
 use crate::api::ClusterApi;
 use crate::release::{self, History, ReleaseRecord};
 use crate::render::{Manifests, to_yaml};
-use crate::rollout::{self, Diagnostics, WaitFailure};
+use crate::rollout::{self, Diagnostics, ProgressFn, WaitFailure};
 
-/// How long and how often to poll, and how many log lines to show.
-#[derive(Debug, Clone)]
+/// How long and how often to poll, how many log lines to show, and who hears of the rollouts.
+#[derive(Clone)]
 pub struct DeployOptions {
     pub timeout: Duration,
     pub poll: Duration,
     pub log_lines: u32,
+    /// Receives every rollout poll (new release and rollback alike).
+    pub progress: Option<ProgressFn>,
 }
 
 impl Default for DeployOptions {
@@ -25,7 +27,19 @@ impl Default for DeployOptions {
             timeout: Duration::from_secs(660),
             poll: Duration::from_secs(2),
             log_lines: 30,
+            progress: None,
         }
+    }
+}
+
+impl std::fmt::Debug for DeployOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployOptions")
+            .field("timeout", &self.timeout)
+            .field("poll", &self.poll)
+            .field("log_lines", &self.log_lines)
+            .field("progress", &self.progress.is_some())
+            .finish()
     }
 }
 
@@ -86,9 +100,16 @@ async fn wait_all<A: ClusterApi>(
     options: &DeployOptions,
 ) -> Result<Option<(String, String, WaitFailure)>, Error> {
     for (name, selector) in deployment_names(values) {
-        if let Err(failure) = rollout::wait(api, namespace, &name, options.timeout, options.poll)
-            .await
-            .map_err(Error::Api)?
+        if let Err(failure) = rollout::wait_reporting(
+            api,
+            namespace,
+            &name,
+            options.timeout,
+            options.poll,
+            options.progress.as_ref(),
+        )
+        .await
+        .map_err(Error::Api)?
         {
             return Ok(Some((name, selector, failure)));
         }

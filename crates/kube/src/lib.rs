@@ -29,7 +29,7 @@ pub use deploy::{
 pub use k8s_openapi;
 pub use release::{History, ReleaseRecord};
 pub use render::{Manifests, Object, render, render_for_plan, to_yaml};
-pub use rollout::{Diagnostics, RolloutStatus};
+pub use rollout::{Diagnostics, ProgressFn, RolloutProgress, RolloutStatus};
 pub use spec::KubeSpec;
 
 /// An error of a Kubernetes deploy.

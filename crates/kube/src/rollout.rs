@@ -72,6 +72,47 @@ pub fn status(deployment: &Deployment) -> RolloutStatus {
     RolloutStatus::Done
 }
 
+/// Where a Deployment's rollout stands, reported at every poll: `ready` is the number of new
+/// replicas that are updated and available (never more than `wanted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutProgress {
+    pub deployment: String,
+    pub ready: u64,
+    pub wanted: u64,
+    /// kubectl's words for the state (`2 of 3 updated replicas are available`, `done`).
+    pub message: String,
+    /// The last report of this wait (done, failed, missing or timed out).
+    pub done: bool,
+}
+
+/// Receives [`RolloutProgress`] reports (a progress bar, a log line).
+pub type ProgressFn = std::sync::Arc<dyn Fn(RolloutProgress) + Send + Sync>;
+
+fn ready_replicas(deployment: &Deployment) -> (u64, u64) {
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    // Until the new spec is observed, the counts are the previous rollout's.
+    let (updated, available) = deployment
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation.unwrap_or(0) >= generation)
+        .map_or((0, 0), |s| {
+            (
+                s.updated_replicas.unwrap_or(0),
+                s.available_replicas.unwrap_or(0),
+            )
+        });
+    let ready = updated.min(available).min(wanted).max(0);
+    (
+        u64::try_from(ready).unwrap_or(0),
+        u64::try_from(wanted.max(0)).unwrap_or(0),
+    )
+}
+
 /// Why waiting for a rollout stopped without success.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitFailure {
@@ -102,21 +143,52 @@ pub async fn wait<A: ClusterApi>(
     timeout: Duration,
     poll: Duration,
 ) -> Result<Result<(), WaitFailure>, ApiError> {
+    wait_reporting(api, namespace, name, timeout, poll, None).await
+}
+
+/// [`wait`], reporting each poll to `progress`; the last report has `done` set.
+pub async fn wait_reporting<A: ClusterApi>(
+    api: &A,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+    poll: Duration,
+    progress: Option<&ProgressFn>,
+) -> Result<Result<(), WaitFailure>, ApiError> {
+    let report = |ready: u64, wanted: u64, message: &str, done: bool| {
+        if let Some(progress) = progress {
+            progress(RolloutProgress {
+                deployment: name.to_owned(),
+                ready,
+                wanted,
+                message: message.to_owned(),
+                done,
+            });
+        }
+    };
     let started = tokio::time::Instant::now();
     let max_polls = timeout.as_millis() / poll.as_millis().max(1) + 1;
     let mut last = String::from("not polled");
+    let mut counts = (0, 0);
     for _ in 0..max_polls {
         let Some(deployment) = api.deployment(namespace, name).await? else {
+            report(0, 0, "the deployment does not exist", true);
             return Ok(Err(WaitFailure::Missing));
         };
+        counts = ready_replicas(&deployment);
         match status(&deployment) {
             RolloutStatus::Done => {
                 tracing::info!(deployment = name, "rollout done");
+                report(counts.1, counts.1, "done", true);
                 return Ok(Ok(()));
             }
-            RolloutStatus::Failed(reason) => return Ok(Err(WaitFailure::Failed(reason))),
+            RolloutStatus::Failed(reason) => {
+                report(counts.0, counts.1, &reason, true);
+                return Ok(Err(WaitFailure::Failed(reason)));
+            }
             RolloutStatus::Waiting(message) => {
                 tracing::info!(deployment = name, %message, "waiting for rollout");
+                report(counts.0, counts.1, &message, false);
                 last = message;
             }
         }
@@ -125,6 +197,7 @@ pub async fn wait<A: ClusterApi>(
         }
         tokio::time::sleep(poll).await;
     }
+    report(counts.0, counts.1, &format!("timed out ({last})"), true);
     Ok(Err(WaitFailure::TimedOut(last)))
 }
 

@@ -230,6 +230,18 @@ fn rollout_progress(p: uplift_docker::deploy::RolloutProgress) -> uplift_exec::P
     }
 }
 
+/// A Kubernetes rollout poll as a stage progress event (task `rollout DEPLOYMENT`).
+fn kube_rollout_progress(p: uplift_kube::RolloutProgress) -> uplift_exec::Progress {
+    uplift_exec::Progress {
+        task: format!("rollout {}", p.deployment),
+        current: p.ready,
+        total: Some(p.wanted),
+        unit: uplift_exec::ProgressUnit::Replicas,
+        message: p.message,
+        done: p.done,
+    }
+}
+
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
@@ -414,10 +426,14 @@ impl Stage for DeployStage {
                         }
                         None => None,
                     };
+                    let sink = ctx.output.clone();
                     let options = DeployOptions {
                         timeout: Duration::from_secs(
                             u64::try_from(spec.progress_deadline_seconds).unwrap_or(600) + 60,
                         ),
+                        progress: Some(std::sync::Arc::new(move |p| {
+                            sink.progress(kube_rollout_progress(p));
+                        })),
                         ..DeployOptions::default()
                     };
                     let record = uplift_kube::deploy(

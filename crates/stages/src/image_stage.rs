@@ -160,6 +160,29 @@ fn builder_of(b: ImageBuilder) -> Builder {
     }
 }
 
+/// The build args whose value holds a secret (masking changes it). Docker records build args
+/// in the image's history (`docker history`), so such a value ends up in the pushed image:
+/// the stage says so in its plan and its log.
+pub fn secret_build_args(with: &ImageWith, mask: &dyn Fn(&str) -> String) -> Vec<String> {
+    with.build_args
+        .iter()
+        .filter(|(_, value)| mask(value) != **value)
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+fn secret_build_args_warning(names: &[String]) -> String {
+    format!(
+        "warning: build arg{} {} carr{} a secret, and Docker records build args in the image's \
+         history (`docker history`): read the secret from a BuildKit secret mount \
+         (`RUN --mount=type=secret`) or a multi-stage build whose final stage does not declare \
+         the ARG",
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        if names.len() == 1 { "ies" } else { "y" },
+    )
+}
+
 /// Plans the stage: tags, context size, masked build args, and (when pushing and an engine is
 /// given) whether the registry answers and accepts the credentials. Builds and pushes nothing.
 pub async fn plan_image(
@@ -425,6 +448,10 @@ impl Stage for ImageStage {
         if !plan.build_args.is_empty() {
             actions.push(format!("build args: {}", plan.build_args.join(" ")));
         }
+        let secret_args = secret_build_args(&with, &|s: &str| ctx.masker.mask(s).into_owned());
+        if !secret_args.is_empty() {
+            actions.push(secret_build_args_warning(&secret_args));
+        }
         if plan.push {
             let status = match &plan.registry {
                 Some(RegistryStatus {
@@ -481,6 +508,10 @@ impl Stage for ImageStage {
     ) -> BoxFuture<'a, Result<Outputs, StageError>> {
         Box::pin(async move {
             let with = settings(stage)?;
+            let secret_args = secret_build_args(&with, &|s: &str| ctx.masker.mask(s).into_owned());
+            if !secret_args.is_empty() {
+                ctx.output.info(&secret_build_args_warning(&secret_args));
+            }
             let engine = Engine::connect().await.map_err(ImageError::Docker)?;
             let sink = ctx.output.clone();
             let mut emit = |l: &str| sink.info(l);
@@ -507,6 +538,22 @@ mod tests {
 
     fn with(yaml: &str) -> ImageWith {
         parse_with(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn build_args_holding_a_secret_are_named_in_a_warning() {
+        let w = with(
+            "repository: app\nrelease: 1.0.0\nbuild-args: {TOKEN: s3cret, URL: 'https://u:s3cret@h', MODE: prod}\n",
+        );
+        let mask = |s: &str| s.replace("s3cret", "***");
+        let names = secret_build_args(&w, &mask);
+        assert_eq!(names, vec!["TOKEN", "URL"]);
+        let warning = secret_build_args_warning(&names);
+        assert!(
+            warning.starts_with("warning: build args TOKEN, URL carry a secret"),
+            "{warning}"
+        );
+        assert!(secret_build_args(&w, &|s: &str| s.to_owned()).is_empty());
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         let watcher = tokio::spawn(cancel_on_signal(cancel.clone()));
         let result = match args.target {
             Target::Docker => docker(&args, global, &cancel).await,
-            Target::Kubernetes => kubernetes(&args, &cancel).await,
+            Target::Kubernetes => kubernetes(&args, global, &cancel).await,
         };
         watcher.abort();
         result
@@ -140,6 +140,36 @@ async fn docker(args: &Args, global: &GlobalArgs, cancel: &CancellationToken) ->
 fn rollout_view(
     global: &GlobalArgs,
 ) -> impl Fn(uplift_stages::deploy::docker::RolloutProgress) + Send + Sync + 'static {
+    let view = replica_view(global);
+    move |p| {
+        view(
+            &format!("rollout {}", p.target),
+            p.serving,
+            p.replicas,
+            &p.message,
+            p.done,
+        )
+    }
+}
+
+/// The same view for a Kubernetes rollout (one task per Deployment).
+fn kube_rollout_view(global: &GlobalArgs) -> kube::ProgressFn {
+    let view = replica_view(global);
+    std::sync::Arc::new(move |p: kube::RolloutProgress| {
+        view(
+            &format!("rollout {}", p.deployment),
+            p.ready,
+            p.wanted,
+            &p.message,
+            p.done,
+        )
+    })
+}
+
+/// A progress view of replicas: `(task, ready, wanted, message, done)`.
+fn replica_view(
+    global: &GlobalArgs,
+) -> impl Fn(&str, u64, u64, &str, bool) + Send + Sync + 'static {
     let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     let quiet = global.quiet;
     let view = std::sync::Mutex::new(ProgressView::new(
@@ -147,16 +177,15 @@ fn rollout_view(
         crate::progress_bars::colour_allowed(),
         0,
     ));
-    move |p| {
-        let task = format!("rollout {}", p.target);
+    move |task, current, total, message, done| {
         let update = Update {
             stage: "rollback",
-            task: &task,
-            current: p.serving,
-            total: Some(p.replicas),
+            task,
+            current,
+            total: Some(total),
             unit: uplift_exec::ProgressUnit::Replicas,
-            message: &p.message,
-            done: p.done,
+            message,
+            done,
         };
         if let Ok(mut view) = view.lock()
             && let Some(line) = view.update(&update)
@@ -223,7 +252,7 @@ fn docker_error(error: &DeployStageError) -> CliError {
     }
 }
 
-async fn kubernetes(args: &Args, cancel: &CancellationToken) -> CliResult {
+async fn kubernetes(args: &Args, global: &GlobalArgs, cancel: &CancellationToken) -> CliResult {
     let database = database(args)?;
     let api = Kubectl {
         context: args.context.clone(),
@@ -235,7 +264,10 @@ async fn kubernetes(args: &Args, cancel: &CancellationToken) -> CliResult {
         &args.name,
         args.to.as_deref(),
         database.as_ref(),
-        &DeployOptions::default(),
+        &DeployOptions {
+            progress: Some(kube_rollout_view(global)),
+            ..DeployOptions::default()
+        },
         cancel,
     )
     .await

@@ -16,6 +16,7 @@ fn options() -> DeployOptions {
         timeout: Duration::from_secs(5),
         poll: Duration::from_millis(1),
         log_lines: 20,
+        progress: None,
     }
 }
 
@@ -142,6 +143,81 @@ async fn failed_rollout_prints_diagnostics_and_reapplies_the_previous_release() 
     assert!(!data.contains_key("release-2"));
 }
 
+/// Every rollout report as `(deployment, ready, wanted, done)`.
+type Reports = std::sync::Arc<std::sync::Mutex<Vec<(String, u64, u64, bool)>>>;
+
+/// A progress receiver that records every report.
+fn recording() -> (uplift_kube::ProgressFn, Reports) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let progress: uplift_kube::ProgressFn = std::sync::Arc::new(move |p| {
+        sink.lock()
+            .unwrap()
+            .push((p.deployment, p.ready, p.wanted, p.done));
+    });
+    (progress, seen)
+}
+
+#[tokio::test]
+async fn rollouts_report_ready_replicas_at_every_poll_and_end_with_one_done() {
+    let cluster = FakeCluster::default().with_failing_pods().unwrap();
+    cluster
+        .script(
+            "backstage",
+            &[
+                "deployment-observing.json",
+                "deployment-updating.json",
+                "deployment-old-terminating.json",
+                "deployment-complete.json",
+            ],
+        )
+        .unwrap();
+    let (progress, seen) = recording();
+    let options = DeployOptions {
+        progress: Some(progress),
+        ..options()
+    };
+    let v2 = render(&spec3()).unwrap();
+    deploy(&cluster, "backstage", &spec3().image, &v2, None, &options)
+        .await
+        .unwrap();
+    let b = |ready, done| ("backstage".to_owned(), ready, 3, done);
+    // Not observed yet counts as none ready, whatever the old status says.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![b(0, false), b(1, false), b(3, false), b(3, true)]
+    );
+
+    // A failed rollout ends its own report, then the rollback's rollout reports its own end.
+    seen.lock().unwrap().clear();
+    let mut spec = spec3();
+    spec.image = IMAGE_V3.into();
+    cluster
+        .script(
+            "backstage",
+            &[
+                "deployment-updating.json",
+                "deployment-deadline.json",
+                "deployment-complete.json",
+            ],
+        )
+        .unwrap();
+    deploy(
+        &cluster,
+        "backstage",
+        IMAGE_V3,
+        &render(&spec).unwrap(),
+        None,
+        &options,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![b(1, false), b(1, true), b(3, true)]
+    );
+}
+
 #[tokio::test]
 async fn failed_first_deploy_has_nothing_to_roll_back_to() {
     let cluster = FakeCluster::default().with_failing_pods().unwrap();
@@ -179,6 +255,7 @@ async fn wait_is_bounded_by_its_timeout() {
         timeout: Duration::from_millis(30),
         poll: Duration::from_millis(5),
         log_lines: 5,
+        progress: None,
     };
     let result = rollout::wait(
         &cluster,
@@ -297,6 +374,7 @@ async fn stop_scales_every_deployment_to_zero_and_waits_until_no_pod_is_left() {
         timeout: Duration::from_millis(30),
         poll: Duration::from_millis(5),
         log_lines: 5,
+        progress: None,
     };
     let error = uplift_kube::stop(&stuck, "default", &values, &options)
         .await

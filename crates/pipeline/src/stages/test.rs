@@ -27,7 +27,7 @@ pub struct TestStep {
     pub name: Option<String>,
     /// The command, run by `sh -c` (with `-e`).
     pub run: String,
-    /// A time limit for this step (`90s`, `10m`); the container is killed and removed then.
+    /// A time limit for this step (`90s`, `10m`): on the host the step and every process it started are stopped; in a container the container is killed and removed.
     #[serde(default)]
     pub timeout: Option<String>,
 }
