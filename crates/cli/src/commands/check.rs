@@ -6,12 +6,11 @@
 //! 3 (the upstream or the app cannot be read: unreachable repository, I/O).
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde_json::json;
 use uplift_github::{Level, Outputs, StepSummary};
 use uplift_template::Release;
-use uplift_upgrade::{Marker, Prepared, UpgradeRequest, Upstream, UpstreamConfig, report};
+use uplift_upgrade::{Prepared, UpgradeRequest, report};
 
 use crate::GlobalArgs;
 use crate::commands::plan::UpgradeArgs;
@@ -218,33 +217,9 @@ fn capitalize(text: &str) -> String {
     }
 }
 
-/// The upstream from flags, or from a pipeline file's `upstream:` block.
-fn open_upstream(args: &UpgradeArgs) -> Result<(Upstream, Marker), CliError> {
-    let (config, marker): (UpstreamConfig, Marker) = match (&args.pipeline, &args.upstream.upstream)
-    {
-        (Some(file), None) => upstream_from_pipeline(file)?,
-        _ => (args.upstream.config_in(&args.app)?, args.marker.marker()),
-    };
-    let upstream = Upstream::open(config).map_err(upgrade_error)?;
-    Ok((upstream, marker))
-}
-
-fn upstream_from_pipeline(file: &Path) -> Result<(UpstreamConfig, Marker), CliError> {
-    let pipeline = crate::commands::validate::load_pipeline(file, false)?;
-    let spec = pipeline.upstream.as_ref().ok_or_else(|| {
-        CliError::new(
-            Exit::BadInput,
-            format!("{} has no `upstream:` block", file.display()),
-        )
-    })?;
-    let dir = std::env::current_dir().map_err(|e| CliError::from_error(Exit::Environment, &e))?;
-    uplift_stages::upgrade::upstream_config(spec, &dir)
-        .map_err(|e| CliError::from_error(Exit::BadInput, &e))
-}
-
 /// Runs the check (reads only).
 pub fn check(args: &Args) -> Result<Check, CliError> {
-    let (upstream, marker) = open_upstream(&args.upgrade)?;
+    let (upstream, marker) = args.upgrade.open_upstream()?;
     let app = &args.upgrade.app;
     let current_text = match &args.upgrade.from {
         Some(from) => from.clone(),
