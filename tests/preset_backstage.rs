@@ -374,3 +374,52 @@ fn check_with_the_preset_reads_the_app_given_by_app_not_the_working_folder() {
     assert_eq!(doc["target"], "1.50.0");
     assert!(doc["files"].as_u64().unwrap() > 0, "{doc}");
 }
+
+#[test]
+fn stepwise_with_the_preset_gives_each_step_its_follow_ups() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    let output = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--stepwise",
+        "--format",
+        "json",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let doc = plan_json(&output);
+    let steps = doc["steps"].as_array().unwrap();
+    let last = steps.last().unwrap();
+    assert_eq!(last["to"], "1.50.0", "{doc:#}");
+    let commands: Vec<&str> = steps
+        .iter()
+        .flat_map(|s| s["follow_up"].as_array().unwrap().iter())
+        .map(|f| f["command"].as_str().unwrap())
+        .collect();
+    assert!(
+        commands.contains(&"yarn backstage-cli versions:migrate"),
+        "{doc:#}"
+    );
+
+    // Applied step by step, the follow-ups are printed once at the end.
+    let applied = run(uplift_in(&app, dir.path(), &registry).args([
+        "apply",
+        "--preset",
+        "backstage",
+        "--stepwise",
+    ]));
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let err = stderr(&applied);
+    assert_eq!(
+        err.matches("Then run: yarn backstage-cli versions:migrate")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.join("backstage.json")).unwrap(),
+        "{\n  \"version\": \"1.50.0\"\n}\n"
+    );
+}

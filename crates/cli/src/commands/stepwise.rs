@@ -27,7 +27,10 @@ fn request(
 /// Prints the plan of every step (the last one listed is the first that conflicts).
 pub fn plan(args: &UpgradeArgs, format: Format) -> CliResult {
     let (upstream, request) = request(args, args.from.clone(), &args.to)?;
-    let steps = uplift_upgrade::prepare_steps(&upstream, &request).map_err(upgrade_error)?;
+    let mut steps = uplift_upgrade::prepare_steps(&upstream, &request).map_err(upgrade_error)?;
+    for step in &mut steps.steps {
+        uplift_upgrade::preset::add_follow_ups(&upstream, step);
+    }
     print_steps(&steps, format);
     Ok(Exit::Success)
 }
@@ -94,6 +97,7 @@ pub fn apply(
     // Plan every step first: refuse early, and know where it stops, before writing anything.
     let planned = uplift_upgrade::prepare_steps(&upstream, &request).map_err(upgrade_error)?;
     let mut committed = false;
+    let mut follow_ups: Vec<uplift_upgrade::FollowUp> = Vec::new();
     for step in &planned.steps {
         let conflicted = step.plan.has_conflicts();
         if conflicted && !allow_conflicts {
@@ -110,7 +114,14 @@ pub fn apply(
             to: step.plan.to.clone(),
             ..request.clone()
         };
-        let prepared = uplift_upgrade::prepare(&upstream, &step_request).map_err(upgrade_error)?;
+        let mut prepared =
+            uplift_upgrade::prepare(&upstream, &step_request).map_err(upgrade_error)?;
+        uplift_upgrade::preset::add_follow_ups(&upstream, &mut prepared);
+        for follow_up in &prepared.plan.follow_up {
+            if !follow_ups.contains(follow_up) {
+                follow_ups.push(follow_up.clone());
+            }
+        }
         let options = ApplyOptions {
             branch: branch.map(str::to_string),
             allow_dirty: allow_dirty && !committed,
@@ -131,7 +142,13 @@ pub fn apply(
             );
         }
         if conflicted {
-            return Ok(Exit::Success);
+            break;
+        }
+    }
+    // Once, after every step: the commands the preset asks for (`yarn install`, ...).
+    if !quiet {
+        for follow_up in &follow_ups {
+            eprintln!("Then run: {} ({})", follow_up.command, follow_up.reason);
         }
     }
     Ok(Exit::Success)
