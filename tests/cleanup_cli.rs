@@ -3,25 +3,14 @@
 
 use std::process::Command;
 
-fn docker(args: &[&str]) -> Option<String> {
-    let out = Command::new("docker").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
+use uplift_testkit::docker::{self, try_docker as docker};
 
 #[test]
 fn cleanup_removes_the_containers_labelled_with_the_run() {
-    if docker(&["version", "--format", "{{.Server.Version}}"]).is_none() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and no Docker engine"
-        );
-        eprintln!("skipping: no Docker engine");
+    if !docker::available() {
         return;
     }
-    let run_id = format!("cleanup-test-{}", std::process::id());
+    let run_id = uplift_testkit::per_process("cleanup-test");
     let label = format!("dev.uplift.run-id={run_id}");
     // A stopped container is enough; `create` needs no image layers to run. Any local image
     // works: use the one the docker tests build, else make a one-file image from scratch.
@@ -30,17 +19,7 @@ fn cleanup_removes_the_containers_labelled_with_the_run() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
         std::fs::write(dir.path().join("f"), "x").unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", image])
-            .arg(dir.path())
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker::build_classic(image, dir.path(), None);
     }
     for _ in 0..2 {
         docker(&["create", "--label", &label, image, "/nothing"]).unwrap();

@@ -9,8 +9,8 @@
 use std::process::Command;
 
 use uplift_stages::deploy::kube::{self, KubeSpec, ReleaseRecord};
+use uplift_testkit::postgres::{Db, PASSWORD};
 
-const PASSWORD: &str = "uplift-pg-test";
 const IMAGE_V1: &str = "registry.local/backstage@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const IMAGE_V2: &str = "registry.local/backstage@sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -80,39 +80,6 @@ else:
     sys.exit(2)
 "#;
 
-fn admin(sql: &str, database: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-tA"])
-        .args(["-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql])
-        .env("PGPASSWORD", PASSWORD)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
-}
-
-struct Db(String);
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = admin(
-            &format!("drop database if exists {} with (force)", self.0),
-            "postgres",
-        );
-    }
-}
-
-fn rows(db: &str) -> String {
-    admin(
-        "select string_agg(id || ':' || name, ',' order by id) from items",
-        db,
-    )
-    .unwrap()
-}
-
 fn record(id: &str, image: &str, previous: Option<&str>, backup: Option<String>) -> ReleaseRecord {
     let mut spec = KubeSpec::new("backstage", image);
     spec.replicas = 3;
@@ -129,22 +96,12 @@ fn record(id: &str, image: &str, previous: Option<&str>, backup: Option<String>)
 
 #[test]
 fn rollback_with_data_through_kubectl_stops_restores_then_starts_the_older_release() {
-    if let Err(e) = admin("select 1", "postgres") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and PostgreSQL is not reachable: {e}"
-        );
-        eprintln!("skipping: PostgreSQL is not reachable on 127.0.0.1:5432 ({e})");
-        return;
-    }
-    let db = Db(format!("uplift_k8s_cli_{}", std::process::id()));
-    let _ = admin(&format!("drop database if exists {}", db.0), "postgres");
-    admin(&format!("create database {}", db.0), "postgres").unwrap();
-    admin(
+    let Some(db) = Db::create(
+        format!("uplift_k8s_cli_{}", std::process::id()),
         "create table items (id int primary key, name text not null); insert into items values (1, 'one'), (2, 'two')",
-        &db.0,
-    )
-    .unwrap();
+    ) else {
+        return;
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -166,12 +123,8 @@ fn rollback_with_data_through_kubectl_stops_restores_then_starts_the_older_relea
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    admin(
-        "delete from items where id = 2; update items set name = 'ONE' where id = 1",
-        &db.0,
-    )
-    .unwrap();
-    assert_eq!(rows(&db.0), "1:ONE");
+    db.exec("delete from items where id = 2; update items set name = 'ONE' where id = 1");
+    assert_eq!(db.rows(), "1:ONE");
 
     // The cluster as release 2 left it: records 1 and 2, v2 serving 3 replicas.
     let data = serde_json::json!({
@@ -221,7 +174,7 @@ fn rollback_with_data_through_kubectl_stops_restores_then_starts_the_older_relea
         stdout.trim(),
         format!("rolled back backstage to release 1 (image {IMAGE_V1}), database restored")
     );
-    assert_eq!(rows(&db.0), "1:one,2:two");
+    assert_eq!(db.rows(), "1:one,2:two");
     let log = std::fs::read_to_string(state.join("log")).unwrap();
     assert_eq!(
         log.lines().collect::<Vec<_>>(),

@@ -4,12 +4,11 @@
 //! engine fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::deploy::{Cleanup, build_fixture, docker_available};
+use uplift_testkit::docker::{self, TargetCleanup, build_deploy_fixture};
+use uplift_testkit::per_process;
 
 fn pipeline(dir: &Path, target: &str, tag: &str) -> PathBuf {
     let path = dir.join(format!("deploy-{tag}.yml"));
@@ -47,32 +46,20 @@ fn uplift(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The release of each running container of the target.
 fn running(target: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "--filter",
-            &format!("label=dev.uplift.deploy.target={target}"),
-            "--format",
-            "{{.Label \"dev.uplift.deploy.release\"}}",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    docker::target_containers(target, false, "{{.Label \"dev.uplift.deploy.release\"}}")
 }
 
 #[test]
 fn deploy_stage_rolls_out_and_a_broken_release_fails_with_diagnostics() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
-    build_fixture("v1", "Dockerfile");
-    build_fixture("broken", "Dockerfile.broken");
-    let target = format!("upt-pipe-{}", std::process::id());
-    let _cleanup = Cleanup(target.clone());
+    build_deploy_fixture("v1", "Dockerfile");
+    build_deploy_fixture("broken", "Dockerfile.broken");
+    let target = per_process("upt-pipe");
+    let _cleanup = TargetCleanup::new(&target, &target);
     let dir = tempfile::tempdir().unwrap();
 
     let plan = uplift(

@@ -3,26 +3,14 @@
 //! `CI=true`, a missing Docker engine fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::deploy::{Cleanup, build_fixture, docker_available};
-use common::root;
 use tokio_util::sync::CancellationToken;
 use uplift_stages::deploy::docker::{Deployer, DockerDeploySpec, HealthCheck};
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use uplift_testkit::docker::{self, LoadLoop, TargetCleanup, build_deploy_fixture, fetch_from};
+use uplift_testkit::per_process;
 
 fn spec(target: &str, tag: &str) -> DockerDeploySpec {
     // The network is named after the target, as `uplift rollback` assumes by default.
@@ -37,27 +25,15 @@ fn spec(target: &str, tag: &str) -> DockerDeploySpec {
 
 /// `name state release` of the target's containers.
 fn containers(target: &str) -> Vec<String> {
-    docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=dev.uplift.deploy.target={target}"),
-        "--format",
+    docker::target_containers(
+        target,
+        true,
         "{{.Names}} {{.State}} {{.Label \"dev.uplift.deploy.release\"}}",
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    )
 }
 
 fn versions(target: &str) -> Vec<String> {
-    docker(&[
-        "run", "--rm", "--network", target, "--entrypoint", "/bin/sh", "uplift-deploy-fixture:v1", "-c",
-        &format!("for i in 1 2 3 4 5 6 7 8 9; do timeout 5 wget -q -O - http://{target}:8080/version || echo FAIL; done"),
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    fetch_from(target, &format!("http://{target}:8080/version"), 9)
 }
 
 fn uplift(lock_dir: &Path) -> Command {
@@ -68,13 +44,13 @@ fn uplift(lock_dir: &Path) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
-    build_fixture("v1", "Dockerfile");
-    build_fixture("v2", "Dockerfile");
-    let target = format!("upt-cli-{}", std::process::id());
-    let _cleanup = Cleanup(target.clone());
+    build_deploy_fixture("v1", "Dockerfile");
+    build_deploy_fixture("v2", "Dockerfile");
+    let target = per_process("upt-cli");
+    let _cleanup = TargetCleanup::new(&target, &target);
     let runtime_dir = tempfile::tempdir().unwrap();
     let locks = runtime_dir.path().join("uplift/locks");
     let deployer = Deployer::connect().await.unwrap().with_lock_dir(&locks);
@@ -91,25 +67,13 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
     assert!(versions(&target).iter().all(|v| v == "v2"));
 
     // Load through the alias while the rollback is interrupted by SIGINT.
-    let script = std::fs::read_to_string(root().join("fixtures/deploy/load.sh")).unwrap();
-    let load = format!("{target}-load");
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &load,
-        "--network",
+    let load = LoadLoop::start(
         &target,
-        "--entrypoint",
-        "/bin/sh",
-        "uplift-deploy-fixture:v1",
-        "-c",
-        &script,
-        "load",
+        &target,
         &format!("http://{target}:8080/version"),
-        "4000",
-        "90",
-    ]);
+        4000,
+        90,
+    );
     let started = Instant::now();
     let child = uplift(runtime_dir.path())
         .args(["rollback", &target])
@@ -128,11 +92,11 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
-    docker_quiet_stop(&load);
-    let summary = docker(&["logs", &load]);
+    let summary = load.stop();
     println!(
-        "SIGINT during `uplift rollback` after {:?}: load {summary}",
-        started.elapsed()
+        "SIGINT during `uplift rollback` after {:?}: load {}",
+        started.elapsed(),
+        summary.line
     );
     let now = containers(&target);
     assert_eq!(now.len(), 3, "no stray containers: {now:?}");
@@ -185,11 +149,4 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no record of release 42"));
-}
-
-fn docker_quiet_stop(load: &str) {
-    let _ = Command::new("docker")
-        .args(["exec", load, "/bin/busybox", "touch", "/tmp/stop"])
-        .output();
-    let _ = Command::new("docker").args(["wait", load]).output();
 }

@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::deploy::docker_available;
-use common::{root, stderr, stdout};
+use common::{stderr, stdout};
+use uplift_testkit::docker;
 
 const AUTH_REGISTRY: &str = "127.0.0.1:5001";
 
@@ -20,11 +20,7 @@ const AUTH_REGISTRY: &str = "127.0.0.1:5001";
 fn workspace(secret: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let web = dir.path().join("web");
-    let fixture = root().join("fixtures/images/busybox");
-    std::fs::create_dir_all(web.join("app")).unwrap();
-    std::fs::copy(fixture.join("Dockerfile"), web.join("Dockerfile")).unwrap();
-    std::fs::copy(fixture.join("app/message.txt"), web.join("app/message.txt")).unwrap();
-    std::fs::copy("/bin/busybox", web.join("busybox")).unwrap();
+    docker::image_context_in("busybox", &web);
     std::fs::write(
         dir.path().join("docker-config.json"),
         format!(r#"{{"credHelpers":{{"{AUTH_REGISTRY}":"uplifttest"}}}}"#),
@@ -51,24 +47,12 @@ fn workspace(secret: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn pipeline(dir: &Path, repository: &str) -> PathBuf {
-    let path = dir.join("pipeline.yml");
-    std::fs::write(
-        &path,
-        format!(
-            "name: credentials\n\
-             stages:\n\
-             \x20 image:\n\
-             \x20   uses: image\n\
-             \x20   with:\n\
-             \x20     context: web\n\
-             \x20     repository: {repository}\n\
-             \x20     release: 1.0.0\n\
-             \x20     push: true\n\
-             \x20     docker-config: docker-config.json\n"
-        ),
+    common::image_pipeline(
+        dir,
+        "credentials",
+        repository,
+        &["docker-config: docker-config.json"],
     )
-    .unwrap();
-    path
 }
 
 fn run_with_path(dir: &Path, bin: &Path, pipeline: &Path) -> Output {
@@ -92,7 +76,7 @@ fn run_with_path(dir: &Path, bin: &Path, pipeline: &Path) -> Output {
 
 #[test]
 fn a_credential_helper_supplies_the_password_and_a_wrong_one_is_refused_clearly() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
     let repository = format!(
@@ -138,7 +122,7 @@ fn a_credential_helper_supplies_the_password_and_a_wrong_one_is_refused_clearly(
 
 #[test]
 fn a_missing_credential_helper_is_a_clear_error_naming_the_registry() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
     let (dir, _bin) = workspace("unused");

@@ -10,17 +10,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::deploy::docker_available;
-use common::{root, stderr, stdout};
+use common::{stderr, stdout};
+use uplift_testkit::docker::{self, TargetCleanup, build_deploy_fixture};
+use uplift_testkit::{per_process, unique};
 
 /// A work folder with the busybox image context; `app/` holds data unique to this run, so at
 /// least one layer is new to the registry and its bytes are really sent.
 fn workspace(unique: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let web = dir.path().join("web");
-    let fixture = root().join("fixtures/images/busybox");
-    std::fs::create_dir_all(web.join("app")).unwrap();
-    std::fs::copy(fixture.join("Dockerfile"), web.join("Dockerfile")).unwrap();
+    docker::image_context_in("busybox", &web);
     std::fs::write(web.join("app/message.txt"), format!("run {unique}\n")).unwrap();
     // 512 kB that no earlier run pushed: a layer of real size.
     let blob: Vec<u8> = (0..512_000u32)
@@ -28,28 +27,11 @@ fn workspace(unique: &str) -> tempfile::TempDir {
         .chain(unique.bytes())
         .collect();
     std::fs::write(web.join("app/blob.bin"), blob).unwrap();
-    std::fs::copy("/bin/busybox", web.join("busybox")).unwrap();
     dir
 }
 
 fn pipeline(dir: &Path, repository: &str) -> PathBuf {
-    let path = dir.join("pipeline.yml");
-    std::fs::write(
-        &path,
-        format!(
-            "name: progress\n\
-             stages:\n\
-             \x20 image:\n\
-             \x20   uses: image\n\
-             \x20   with:\n\
-             \x20     context: web\n\
-             \x20     repository: {repository}\n\
-             \x20     release: 1.0.0\n\
-             \x20     push: true\n"
-        ),
-    )
-    .unwrap();
-    path
+    common::image_pipeline(dir, "progress", repository, &[])
 }
 
 fn run(dir: &Path, pipeline: &Path, extra: &[&str]) -> std::process::Output {
@@ -63,20 +45,12 @@ fn run(dir: &Path, pipeline: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{}-{nanos}", std::process::id())
-}
-
 #[test]
 fn push_reports_each_layer_and_the_text_output_one_line_per_finished_task() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
-    let id = unique();
+    let id = unique("run");
     let dir = workspace(&id);
     let repository = format!("127.0.0.1:5000/uplift-it/progress-{id}");
     let file = pipeline(dir.path(), &repository);
@@ -149,7 +123,7 @@ fn push_reports_each_layer_and_the_text_output_one_line_per_finished_task() {
     assert!(recorded.contains("\"event\":\"stage-progress\""));
 
     // Text output, stderr not a terminal: one line per finished task, none while it runs.
-    let id = unique();
+    let id = unique("run");
     let repository = format!("127.0.0.1:5000/uplift-it/progress-{id}");
     std::fs::write(
         dir.path().join("web/app/message.txt"),
@@ -215,12 +189,12 @@ fn push_reports_each_layer_and_the_text_output_one_line_per_finished_task() {
 
 #[test]
 fn a_docker_rollout_reports_replicas_serving_until_all_are() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
-    common::deploy::build_fixture("v1", "Dockerfile");
-    let target = format!("upt-progress-{}", std::process::id());
-    let _cleanup = common::deploy::Cleanup(target.clone());
+    build_deploy_fixture("v1", "Dockerfile");
+    let target = per_process("upt-progress");
+    let _cleanup = TargetCleanup::new(&target, &target);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("deploy.yml");
     std::fs::write(

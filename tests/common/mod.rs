@@ -1,8 +1,6 @@
 //! Helpers shared by the end-to-end tests of the `uplift` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod deploy;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -45,20 +43,28 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Copies a folder (keeping modes and symlinks).
-pub fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else if file_type.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
+pub use uplift_testkit::fs::copy_dir;
+
+/// `DIR/pipeline.yml`: pipeline NAME with one `image` stage building `web/` and pushing
+/// `REPOSITORY:1.0.0`, plus the `EXTRA` settings (`key: value`) under its `with:`.
+pub fn image_pipeline(dir: &Path, name: &str, repository: &str, extra: &[&str]) -> PathBuf {
+    let mut yaml = format!(
+        "name: {name}\n\
+         stages:\n\
+         \x20 image:\n\
+         \x20   uses: image\n\
+         \x20   with:\n\
+         \x20     context: web\n\
+         \x20     repository: {repository}\n\
+         \x20     release: 1.0.0\n\
+         \x20     push: true\n"
+    );
+    for setting in extra {
+        yaml.push_str(&format!("      {setting}\n"));
     }
+    let path = dir.join("pipeline.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
 }
 
 /// A copy of the customized fixture app in a temp folder.

@@ -4,132 +4,34 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uplift_docker::deploy::{DeployError, Deployer, DockerDeploySpec, HealthCheck};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn docker_available() -> bool {
-    let ok = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no Docker engine: this is a failure, not a skip"
-        );
-        eprintln!("skipping: no Docker engine");
-    }
-    ok
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn docker_quiet(args: &[&str]) {
-    let _ = Command::new("docker").args(args).output();
-}
+use uplift_testkit::docker::{
+    self, LoadLoop, TargetCleanup, build_deploy_fixture, docker, fetch_from,
+};
+use uplift_testkit::per_process;
 
 /// Builds `uplift-deploy-fixture:{v1,v2,broken}` once per test binary.
 fn images() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let fixture = repo_root().join("fixtures/deploy");
-        for (tag, dockerfile) in [
-            ("v1", "Dockerfile"),
-            ("v2", "Dockerfile"),
-            ("broken", "Dockerfile.broken"),
-        ] {
-            let ctx = tempfile::tempdir().unwrap();
-            std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
-            std::fs::create_dir(ctx.path().join("www")).unwrap();
-            std::fs::write(ctx.path().join("www/health"), "ok\n").unwrap();
-            std::fs::write(ctx.path().join("www/version"), format!("{tag}\n")).unwrap();
-            let out = Command::new("docker")
-                .env("DOCKER_BUILDKIT", "0")
-                .args([
-                    "build",
-                    "-q",
-                    "-t",
-                    &format!("uplift-deploy-fixture:{tag}"),
-                    "-f",
-                ])
-                .arg(fixture.join(dockerfile))
-                .arg(ctx.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "build {tag}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        build_deploy_fixture("v1", "Dockerfile");
+        build_deploy_fixture("v2", "Dockerfile");
+        build_deploy_fixture("broken", "Dockerfile.broken");
     });
 }
 
-/// Removes the target's containers, the load containers and the network.
-struct Cleanup {
-    target: String,
-    network: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let ids = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=dev.uplift.deploy.target={}", self.target),
-            ])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for id in ids {
-            docker_quiet(&["rm", "-f", &id]);
-        }
-        docker_quiet(&["rm", "-f", &format!("{}-load", self.target)]);
-        docker_quiet(&["network", "rm", &self.network]);
-    }
-}
-
-fn setup(test: &str) -> (String, Cleanup, tempfile::TempDir) {
+fn setup(test: &str) -> (String, TargetCleanup, tempfile::TempDir) {
     images();
-    let target = format!("upt-{test}-{}", std::process::id());
-    let network = format!("{target}-net");
-    // Leftovers of an earlier run with the same pid.
-    drop(Cleanup {
-        target: target.clone(),
-        network: network.clone(),
-    });
-    (
-        target.clone(),
-        Cleanup { target, network },
-        tempfile::tempdir().unwrap(),
-    )
+    let target = per_process(&format!("upt-{test}"));
+    // Removes the leftovers of an earlier run with the same pid first.
+    let cleanup = TargetCleanup::new(&target, format!("{target}-net"));
+    (target, cleanup, tempfile::tempdir().unwrap())
 }
 
 fn spec(target: &str, tag: &str) -> DockerDeploySpec {
@@ -156,102 +58,28 @@ async fn deployer(locks: &Path) -> Deployer {
 }
 
 /// Starts the load loop (bounded: `max` requests, `secs` seconds) against `http://svc:8080/version`.
-fn start_load(target: &str, max: u32, secs: u32) -> String {
-    let script = std::fs::read_to_string(repo_root().join("fixtures/deploy/load.sh")).unwrap();
-    let name = format!("{target}-load");
-    docker_quiet(&["rm", "-f", &name]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
+fn start_load(target: &str, max: u32, secs: u32) -> LoadLoop {
+    LoadLoop::start(
+        target,
         &format!("{target}-net"),
-        "--label",
-        &format!("dev.uplift.deploy.test={target}"),
-        "--entrypoint",
-        "/bin/sh",
-        "uplift-deploy-fixture:v1",
-        "-c",
-        &script,
-        "load",
         "http://svc:8080/version",
-        &max.to_string(),
-        &secs.to_string(),
-    ]);
-    name
-}
-
-fn stop_load(name: &str) -> LoadResult {
-    docker_quiet(&["exec", name, "/bin/busybox", "touch", "/tmp/stop"]);
-    docker(&["wait", name]);
-    let out = Command::new("docker")
-        .args(["logs", name])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let mut line = stdout.lines().last().unwrap_or_default().to_owned();
-    if !stderr.trim().is_empty() {
-        line.push_str(&format!(" [{}]", stderr.trim().replace('\n', "; ")));
-    }
-    let field = |key: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    LoadResult {
-        ok: field("ok"),
-        fail: field("fail"),
-        v1: field("v1"),
-        v2: field("v2"),
-        line,
-    }
-}
-
-#[derive(Debug)]
-struct LoadResult {
-    ok: u64,
-    fail: u64,
-    v1: u64,
-    v2: u64,
-    line: String,
+        max,
+        secs,
+    )
 }
 
 /// The versions answered through the alias (12 requests from a one-shot container).
 fn versions_via_alias(target: &str) -> Vec<String> {
-    let out = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &format!("{target}-net"),
-        "--entrypoint",
-        "/bin/sh",
-        "uplift-deploy-fixture:v1",
-        "-c",
-        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do timeout 5 wget -q -O - http://svc:8080/version || echo FAIL; done",
-    ]);
-    out.lines().map(str::to_owned).collect()
+    fetch_from(&format!("{target}-net"), "http://svc:8080/version", 12)
 }
 
 fn target_containers(target: &str) -> Vec<String> {
-    docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=dev.uplift.deploy.target={target}"),
-        "--format",
-        "{{.Names}} {{.State}}",
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    docker::target_containers(target, true, "{{.Names}} {{.State}}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_upgrade_broken_upgrade_and_rollback_keep_serving() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
     let (target, _cleanup, locks) = setup("roll");
@@ -276,7 +104,7 @@ async fn rolling_upgrade_broken_upgrade_and_rollback_keep_serving() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let result = stop_load(&load);
+    let result = load.stop();
     println!(
         "uplift rolling upgrade v1 -> v2 (3 replicas): {} requests ok, {} failed ({})",
         result.ok, result.fail, result.line
@@ -304,7 +132,7 @@ async fn rolling_upgrade_broken_upgrade_and_rollback_keep_serving() {
         .await
         .unwrap_err();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let result = stop_load(&load);
+    let result = load.stop();
     println!(
         "uplift upgrade to a broken image: {} requests ok, {} failed ({})",
         result.ok, result.fail, result.line
@@ -361,7 +189,7 @@ async fn rolling_upgrade_broken_upgrade_and_rollback_keep_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_deploy_is_refused_and_killed_lock_holder_is_recovered() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
     let (target, _cleanup, locks) = setup("lock");
@@ -402,7 +230,7 @@ async fn second_deploy_is_refused_and_killed_lock_holder_is_recovered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_deploy_leaves_the_old_release_and_no_strays() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
     let (target, _cleanup, locks) = setup("cancel");
@@ -430,7 +258,7 @@ async fn cancelled_deploy_leaves_the_old_release_and_no_strays() {
         "{result:?}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let load = stop_load(&load);
+    let load = load.stop();
     println!(
         "uplift cancelled upgrade: {} requests ok, {} failed ({})",
         load.ok, load.fail, load.line
@@ -452,7 +280,7 @@ async fn cancelled_deploy_leaves_the_old_release_and_no_strays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_secrets_ports_volumes_and_limits_reach_the_container() {
-    if !docker_available() {
+    if !docker::available() {
         return;
     }
     let (target, _cleanup, locks) = setup("limits");

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptionsBuilder};
 use tokio_util::sync::CancellationToken;
 use uplift_docker::*;
+use uplift_testkit::docker::{self, image_context as context};
+use uplift_testkit::unique;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -19,68 +20,15 @@ const REGISTRY: &str = "127.0.0.1:5000";
 const AUTH_REGISTRY: &str = "127.0.0.1:5001";
 
 async fn engine() -> Option<Engine> {
-    match Engine::connect().await {
-        Ok(e) => Some(e),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no Docker engine: {e:?}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no Docker engine ({e})");
-            None
-        }
-    }
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(from).unwrap();
-        let dest = to.join(rel);
-        if e.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
-/// A build context: the fixture folder plus Debian's static busybox.
-fn context(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures().join(name), dir.path());
-    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
-    dir
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", RunId::generate())
+    docker::connected(Engine::connect().await)
 }
 
 async fn containers_of(engine: &Engine, run: &RunId) -> usize {
-    let label = format!("{LABEL_RUN_ID}={run}");
-    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
-    let opts = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    engine
-        .docker()
-        .list_containers(Some(opts))
-        .await
-        .unwrap()
-        .len()
+    docker::count_containers(engine.docker(), "label", &format!("{LABEL_RUN_ID}={run}")).await
 }
 
 async fn remove_image(engine: &Engine, reference: &str) {
-    let opts = RemoveImageOptionsBuilder::new().force(true).build();
-    let _ = engine
-        .docker()
-        .remove_image(reference, Some(opts), None)
-        .await;
+    docker::remove_image(engine.docker(), reference).await;
 }
 
 async fn build_busybox(engine: &Engine, tags: Vec<String>, builder: Builder) -> BuiltImage {
@@ -433,14 +381,7 @@ async fn bind_mount_env_workdir_and_a_cache_volume_that_outlives_runs() {
     remove_run_resources(&engine, guard.run_id()).await.unwrap();
     assert!(engine.docker().inspect_volume(&volume).await.is_ok());
     // The files written in the container may be root-owned: let the container clean up.
-    engine
-        .docker()
-        .remove_volume(
-            &volume,
-            None::<bollard::query_parameters::RemoveVolumeOptions>,
-        )
-        .await
-        .unwrap();
+    docker::remove_volume(engine.docker(), &volume).await;
 }
 
 #[tokio::test]
@@ -631,7 +572,7 @@ async fn a_dropped_build_stops_and_leaves_no_build_container() {
         .unwrap();
     let filters = std::collections::HashMap::from([("ancestor", vec![id.as_str()])]);
     let count = || async {
-        let opts = ListContainersOptionsBuilder::new()
+        let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();

@@ -6,7 +6,6 @@
 //! PostgreSQL fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,79 +16,16 @@ use uplift_kube::k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use uplift_kube::testing::{FakeCluster, normal_selector, recorded_pods};
 use uplift_kube::{ApiError, ClusterApi, DeployOptions, KubeSpec, render};
 use uplift_stages::deploy::{DeployStageError, rollback_kubernetes};
-use uplift_stages::deploy_postgres::{self, PgError, PgTarget};
+use uplift_stages::deploy_postgres::{self, PgError};
+use uplift_testkit::postgres::{Db, MIGRATION, PASSWORD, rows};
 
-const PASSWORD: &str = "uplift-pg-test";
+mod common;
+use common::{Target, items_db};
+
 const IMAGE_V1: &str = "registry.local/backstage@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const IMAGE_V2: &str = "registry.local/backstage@sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const ORIGINAL: &str = "1:one,2:two,3:three";
 const MIGRATED: &str = "1:ONE,3:three,4:four";
-
-fn admin(sql: &str, database: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-tA"])
-        .args(["-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql])
-        .env("PGPASSWORD", PASSWORD)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
-}
-
-/// A fresh database for one test, dropped at the end.
-struct Db(String);
-
-impl Db {
-    fn create(test: &str) -> Option<Db> {
-        if let Err(e) = admin("select 1", "postgres") {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and PostgreSQL is not reachable: {e}"
-            );
-            eprintln!("skipping: PostgreSQL is not reachable on 127.0.0.1:5432 ({e})");
-            return None;
-        }
-        let name = format!("uplift_k8s_{test}_{}", std::process::id());
-        let _ = admin(&format!("drop database if exists {name}"), "postgres");
-        admin(&format!("create database {name}"), "postgres").unwrap();
-        admin("create table items (id int primary key, name text not null); insert into items values (1, 'one'), (2, 'two'), (3, 'three')", &name).unwrap();
-        Some(Db(name))
-    }
-
-    fn target(&self, password: &str) -> PgTarget {
-        PgTarget {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            user: "postgres".into(),
-            database: self.0.clone(),
-            password: password.into(),
-        }
-    }
-
-    fn migrate(&self) {
-        admin("alter table items add column owner text; delete from items where id = 2; update items set name = 'ONE' where id = 1; insert into items values (4, 'four', 'x')", &self.0).unwrap();
-    }
-}
-
-fn rows(database: &str) -> String {
-    admin(
-        "select string_agg(id || ':' || name, ',' order by id) from items",
-        database,
-    )
-    .unwrap()
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = admin(
-            &format!("drop database if exists {} with (force)", self.0),
-            "postgres",
-        );
-    }
-}
 
 /// The fake cluster, each call journalled with the database's rows at that moment.
 struct Watched {
@@ -156,6 +92,7 @@ fn options() -> DeployOptions {
         timeout: Duration::from_secs(5),
         poll: Duration::from_millis(1),
         log_lines: 5,
+        progress: None,
     }
 }
 
@@ -204,7 +141,7 @@ async fn two_releases(db: &Db, dir: &std::path::Path) -> Watched {
         Some(before_v2.path.display().to_string().as_str()),
         "the release record carries its backup"
     );
-    db.migrate();
+    db.exec(MIGRATION);
     assert_eq!(rows(&db.0), MIGRATED);
     // v2's 3 pods, then 1 terminating, then none.
     let pods = recorded_pods("pods-failing.json").unwrap();
@@ -230,7 +167,7 @@ fn current(api: &Watched) -> String {
 
 #[tokio::test]
 async fn rollback_with_data_stops_the_new_release_before_restoring_its_data() {
-    let Some(db) = Db::create("order") else {
+    let Some(db) = items_db("uplift_k8s_order") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -282,7 +219,7 @@ async fn rollback_with_data_stops_the_new_release_before_restoring_its_data() {
 
 #[tokio::test]
 async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_touches_nothing() {
-    let Some(db) = Db::create("failed") else {
+    let Some(db) = items_db("uplift_k8s_failed") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -342,7 +279,7 @@ async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_to
 
 #[tokio::test]
 async fn a_cancel_while_the_pods_stop_starts_the_current_release_again() {
-    let Some(db) = Db::create("cancel") else {
+    let Some(db) = items_db("uplift_k8s_cancel") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -4,37 +4,24 @@
 //! Without an engine these tests are skipped, except when `CI=true`: then it is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use uplift_docker::{BuildRequest, Builder, Engine, RunId, build_image};
 use uplift_exec::{
     Cancel, PlanOptions, RunOptions, RunResult, StageResult, plan_pipeline, run_pipeline,
 };
+use uplift_testkit::docker;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn engine() -> Option<Engine> {
-    match Engine::connect().await {
-        Ok(e) => Some(e),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and no Docker engine: {e:?}")
-        }
-        Err(e) => {
-            eprintln!("skipping: no Docker engine ({e})");
-            None
-        }
-    }
+    docker::connected(Engine::connect().await)
 }
 
 /// An app folder with the busybox fixture Dockerfile, busybox itself and a key file.
 fn app(dir: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images/busybox");
-    std::fs::create_dir_all(dir.join("app")).unwrap();
-    std::fs::copy(fixture.join("Dockerfile"), dir.join("Dockerfile")).unwrap();
-    std::fs::copy(fixture.join(".dockerignore"), dir.join(".dockerignore")).unwrap();
-    std::fs::copy(fixture.join("app/message.txt"), dir.join("app/message.txt")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    docker::image_context_in("busybox", dir);
     std::fs::write(dir.join("yarn.lock"), "busybox@1\n").unwrap();
 }
 
@@ -71,17 +58,7 @@ async fn run(dir: &Path, yaml: &str) -> uplift_exec::RunReport {
 }
 
 async fn containers_named(engine: &Engine, part: &str) -> usize {
-    let filters = HashMap::from([("name", vec![part])]);
-    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    engine
-        .docker()
-        .list_containers(Some(opts))
-        .await
-        .unwrap()
-        .len()
+    docker::count_containers(engine.docker(), "name", part).await
 }
 
 #[tokio::test]
@@ -181,14 +158,7 @@ stages:
         "node_modules",
         &key,
     );
-    engine
-        .docker()
-        .remove_volume(
-            &volume,
-            None::<bollard::query_parameters::RemoveVolumeOptions>,
-        )
-        .await
-        .unwrap();
+    docker::remove_volume(engine.docker(), &volume).await;
 }
 
 #[tokio::test]
@@ -242,18 +212,9 @@ stages:
     assert_eq!(containers_named(&engine, &id).await, 0);
     // Containers are labelled with the pipeline run's id: none of them is left.
     let label = format!("{}={}", uplift_docker::LABEL_RUN_ID, report.run_id);
-    let filters = HashMap::from([("label", vec![label.as_str()])]);
-    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    assert!(
-        engine
-            .docker()
-            .list_containers(Some(opts))
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        docker::count_containers(engine.docker(), "label", &label).await,
+        0
     );
 }
 
