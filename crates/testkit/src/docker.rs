@@ -12,6 +12,7 @@ use crate::{fixture, fs::copy_dir, missing};
 pub const DEPLOY_FIXTURE: &str = "uplift-deploy-fixture";
 
 /// Whether a Docker engine answers the CLI; with `CI=true` a missing engine fails the test.
+#[track_caller]
 pub fn available() -> bool {
     let ok = try_docker(&["version", "--format", "{{.Server.Version}}"]).is_some();
     if !ok {
@@ -22,6 +23,7 @@ pub fn available() -> bool {
 
 /// The engine handle of a connection attempt (`Engine::connect().await`); `None` when it
 /// failed and the test is skipped, a failure with `CI=true`.
+#[track_caller]
 pub fn connected<T, E: std::fmt::Display>(connection: Result<T, E>) -> Option<T> {
     match connection {
         Ok(engine) => Some(engine),
@@ -33,6 +35,7 @@ pub fn connected<T, E: std::fmt::Display>(connection: Result<T, E>) -> Option<T>
 }
 
 /// Runs `docker ARGS`, asserting success; its trimmed stdout.
+#[track_caller]
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -61,6 +64,7 @@ pub fn docker_quiet(args: &[&str]) {
 
 /// Builds `uplift-deploy-fixture:TAG` from `fixtures/deploy/DOCKERFILE` (busybox httpd serving
 /// `health` and `version`, the latter answering `TAG`), with the classic builder.
+#[track_caller]
 pub fn build_deploy_fixture(tag: &str, dockerfile: &str) {
     let ctx = tempfile::tempdir().unwrap();
     std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
@@ -76,6 +80,7 @@ pub fn build_deploy_fixture(tag: &str, dockerfile: &str) {
 
 /// Builds image `TAG` from `CONTEXT` (from its `Dockerfile`, or `DOCKERFILE` when given) with
 /// the classic builder, asserting success.
+#[track_caller]
 pub fn build_classic(tag: &str, context: &Path, dockerfile: Option<&Path>) {
     let mut command = Command::new("docker");
     command

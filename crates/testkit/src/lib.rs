@@ -39,7 +39,8 @@ pub fn per_process(prefix: &str) -> String {
 }
 
 /// A service the test needs is missing: with `CI=true` that fails the test, elsewhere it is
-/// skipped (the caller returns after this).
+/// skipped (the caller returns after this). A failure points at the test that called it.
+#[track_caller]
 pub fn missing(what: &str) {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),

@@ -32,6 +32,7 @@ pub fn admin(sql: &str, database: &str) -> Result<String, String> {
 }
 
 /// Whether PostgreSQL answers; with `CI=true` an unreachable one fails the test.
+#[track_caller]
 pub fn reachable() -> bool {
     match admin("select 1", "postgres") {
         Ok(_) => true,
@@ -59,6 +60,7 @@ pub struct Db(pub String);
 impl Db {
     /// Creates database `NAME` afresh (a leftover of the same name is dropped) and runs
     /// `SEED` in it; `None` when PostgreSQL is not reachable (a failure with `CI=true`).
+    #[track_caller]
     pub fn create(name: impl Into<String>, seed: &str) -> Option<Db> {
         if !reachable() {
             return None;
@@ -71,6 +73,7 @@ impl Db {
     }
 
     /// Runs `SQL` in this database, asserting success.
+    #[track_caller]
     pub fn exec(&self, sql: &str) -> String {
         admin(sql, &self.0).unwrap()
     }

@@ -5,6 +5,7 @@ use uplift_testkit::postgres::{Db, HOST, ITEMS, PORT, USER};
 
 /// A fresh database `PREFIX_<pid>` holding the three `items` rows; `None` when PostgreSQL is
 /// not reachable (a failure with `CI=true`).
+#[track_caller]
 pub fn items_db(prefix: &str) -> Option<Db> {
     Db::create(format!("{prefix}_{}", std::process::id()), ITEMS)
 }
