@@ -423,3 +423,85 @@ fn stepwise_with_the_preset_gives_each_step_its_follow_ups() {
         "{\n  \"version\": \"1.50.0\"\n}\n"
     );
 }
+
+#[test]
+fn each_tarball_download_leaves_one_line_and_the_cache_none() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    // stderr is a pipe here: plain lines, one per finished download, no bar.
+    let download_lines = |output: &std::process::Output| -> Vec<String> {
+        stderr(output)
+            .lines()
+            .filter(|l| l.contains("download "))
+            .map(str::to_string)
+            .collect()
+    };
+    let first = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--verbose",
+    ]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let lines = download_lines(&first);
+    let tarballs = registry
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".tgz"))
+        .count();
+    assert_eq!(tarballs, 2, "{:?}", registry.requests());
+    assert_eq!(lines.len(), tarballs, "{}", stderr(&first));
+    for (line, version) in lines.iter().zip(["0.8.0", "0.9.0"]) {
+        let prefix = format!("upstream | download @backstage/create-app {version}: downloaded (");
+        assert!(
+            line.starts_with(&prefix) && line.ends_with("B)"),
+            "{line}\n{}",
+            stderr(&first)
+        );
+    }
+
+    // The cache serves the same plan: nothing downloaded, nothing reported.
+    let second =
+        run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "backstage"]));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(download_lines(&second), Vec::<String>::new());
+
+    // `--quiet` silences the lines even when something is downloaded.
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    let quiet = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--quiet",
+    ]));
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert_eq!(download_lines(&quiet), Vec::<String>::new());
+    let tarballs = registry
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".tgz"))
+        .count();
+    assert_eq!(tarballs, 4, "{:?}", registry.requests());
+}
+
+#[test]
+fn a_pipeline_run_reports_the_downloads_of_its_upgrade_stage() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    std::fs::write(
+        app.join("uplift.yml"),
+        "name: upgrade\nupstream: { preset: backstage }\nstages:\n  upgrade: { uses: upgrade, with: { app: ., to: latest } }\n",
+    )
+    .unwrap();
+    let output = run(uplift_in(&app, dir.path(), &registry).args(["run", "-p", "uplift.yml"]));
+    let err = stderr(&output);
+    assert!(output.status.success(), "{}\n{err}", stdout(&output));
+    let downloads: Vec<&str> = err.lines().filter(|l| l.contains("download ")).collect();
+    assert_eq!(downloads.len(), 2, "{err}");
+    for (line, version) in downloads.iter().zip(["0.8.0", "0.9.0"]) {
+        let prefix = format!("upgrade | download @backstage/create-app {version}: downloaded (");
+        assert!(line.starts_with(&prefix) && line.ends_with("B)"), "{err}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Terminal conventions: tracing to stderr, colour only on a terminal and never with `NO_COLOR`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,7 +12,17 @@ pub fn stdout_colour() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// `--quiet`, for the views made far from the command's arguments (downloads of an upstream).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `--quiet` was given (as recorded by [`init_tracing`]).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Sends tracing to stderr at the level `--quiet`/`--verbose` ask for, and records `--quiet`.
 pub fn init_tracing(global: &GlobalArgs) {
+    QUIET.store(global.quiet, Ordering::Relaxed);
     let default = if global.quiet {
         "error"
     } else if global.verbose {

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use crate::progress::{CountingReader, DownloadProgressFn};
 use crate::{Error, NpmSettings};
 
 /// Largest JSON document read (packuments of busy packages are several MiB).
@@ -24,13 +25,15 @@ impl Http {
         Self { agent }
     }
 
-    /// GETs `url`; `Ok(None)` on 404.
+    /// GETs `url`; `Ok(None)` on 404. With `progress` (what is downloaded, and the hook), the
+    /// body's bytes are reported while they are read.
     pub(crate) fn get(
         &self,
         url: &str,
         accept: &str,
         token: Option<&str>,
         limit: u64,
+        progress: Option<(&str, &DownloadProgressFn)>,
     ) -> Result<Option<Vec<u8>>, Error> {
         tracing::debug!(url, authenticated = token.is_some(), "GET");
         let mut request = self.agent.get(url).header("Accept", accept);
@@ -52,18 +55,20 @@ impl Http {
                 status,
             });
         }
+        let total = response.body().content_length();
+        let mut reader = response.body_mut().with_config().limit(limit).reader();
         let mut body = Vec::new();
-        response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .reader()
-            .read_to_end(&mut body)
-            .map_err(|source| Error::Io {
-                action: "read the response of",
-                path: url.into(),
-                source,
-            })?;
+        let read = match progress {
+            Some((what, hook)) => {
+                CountingReader::new(&mut reader, what, total, hook.clone()).read_to_end(&mut body)
+            }
+            None => reader.read_to_end(&mut body),
+        };
+        read.map_err(|source| Error::Io {
+            action: "read the response of",
+            path: url.into(),
+            source,
+        })?;
         Ok(Some(body))
     }
 
@@ -75,7 +80,7 @@ impl Http {
         token: Option<&str>,
         what: &'static str,
     ) -> Result<Option<T>, Error> {
-        let Some(body) = self.get(url, accept, token, MAX_JSON)? else {
+        let Some(body) = self.get(url, accept, token, MAX_JSON, None)? else {
             return Ok(None);
         };
         serde_json::from_slice(&body)

@@ -11,12 +11,15 @@
 //!   release-manifest site, the cache folder.
 //! - [`preset`]: what `--preset backstage` infers from an app (values, frontend system and so
 //!   the template lineage, follow-up commands).
+//! - [`DownloadProgress`]: how far a tarball download is, reported to the hook given by
+//!   [`NpmSource::with_download_progress`] while the body is read (no UI here).
 
 mod config;
 mod error;
 pub mod extract;
 mod http;
 pub mod preset;
+mod progress;
 mod source;
 #[cfg(feature = "test-registry")]
 pub mod testing;
@@ -27,6 +30,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use extract::{Extracted, extract};
+pub use progress::{DownloadProgress, DownloadProgressFn};
 pub use source::{
     MANIFEST_FILE, ManifestPackage, NpmSource, ReleaseManifest, VERSIONS_FILE, default_cache_dir,
     package_of,

@@ -10,6 +10,7 @@ use uplift_template::{Release, ReleaseSource};
 use uplift_tree::{FileEntry, RelPath, Tree};
 
 use crate::http::{Http, MAX_TARBALL};
+use crate::progress::DownloadProgressFn;
 use crate::{Error, NpmSettings};
 
 /// Where [`NpmSource::files`] puts the versions map (package → version, `root` = the release).
@@ -67,6 +68,7 @@ pub struct NpmSource {
     settings: NpmSettings,
     http: Http,
     cache: PathBuf,
+    download_progress: Option<DownloadProgressFn>,
 }
 
 impl std::fmt::Debug for NpmSource {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for NpmSource {
         f.debug_struct("NpmSource")
             .field("package", &self.package)
             .field("settings", &self.settings)
+            .field("download_progress", &self.download_progress.is_some())
             .finish()
     }
 }
@@ -150,7 +153,14 @@ impl NpmSource {
             package,
             settings,
             cache,
+            download_progress: None,
         })
+    }
+
+    /// Reports the progress of tarball downloads to `hook`.
+    pub fn with_download_progress(mut self, hook: DownloadProgressFn) -> Self {
+        self.download_progress = Some(hook);
+        self
     }
 
     pub fn package(&self) -> &str {
@@ -236,6 +246,7 @@ impl NpmSource {
             .to_string();
         let dist = self.dist(&version)?;
         let token = self.settings.token_for(&dist.tarball);
+        let what = format!("{} {version}", self.package);
         let tarball = self
             .http
             .get(
@@ -243,6 +254,9 @@ impl NpmSource {
                 "application/octet-stream",
                 token,
                 MAX_TARBALL,
+                self.download_progress
+                    .as_ref()
+                    .map(|hook| (what.as_str(), hook)),
             )?
             .ok_or_else(|| Error::Status {
                 url: dist.tarball.clone(),

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use uplift_exec::{
-    BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan,
+    BoxFuture, OutputSink, Outputs, PlanContext, Progress, ProgressUnit, ResolvedStage, RunContext,
+    Stage, StageError, StagePlan,
 };
 use uplift_merge::{ConflictStyle as MergeStyle, MergeOptions, TextOptions};
 use uplift_pipeline::StageSpec;
@@ -17,7 +18,10 @@ use uplift_pipeline::model::{TemplateSpec, Upstream as UpstreamSpec};
 use uplift_pipeline::with::{ConflictStyle, UPGRADE_SPEC, UpgradeWith, parse_with};
 use uplift_template::Lineage;
 use uplift_upgrade::report::{self, Colour};
-use uplift_upgrade::{ApplyOptions, Marker, Prepared, UpgradeRequest, Upstream, UpstreamConfig};
+use uplift_upgrade::{
+    ApplyOptions, DownloadProgress, DownloadProgressFn, Marker, Prepared, UpgradeRequest, Upstream,
+    UpstreamConfig,
+};
 
 /// The `upgrade` stage type.
 #[derive(Debug, Clone, Copy, Default)]
@@ -185,6 +189,25 @@ fn plan_outputs(prepared: &Prepared) -> Outputs {
     outputs
 }
 
+/// Sends the downloads of an `npm:` upstream as the stage's progress events (bytes).
+fn download_events(output: OutputSink) -> DownloadProgressFn {
+    Arc::new(move |progress: DownloadProgress| {
+        let message = match (progress.done, progress.failed) {
+            (false, _) => "",
+            (true, false) => "downloaded",
+            (true, true) => "failed",
+        };
+        output.progress(Progress {
+            task: format!("download {}", progress.what),
+            current: progress.current,
+            total: progress.total,
+            unit: ProgressUnit::Bytes,
+            message: message.to_string(),
+            done: progress.done,
+        });
+    })
+}
+
 impl Stage for UpgradeStage {
     fn spec(&self) -> Arc<dyn StageSpec> {
         Arc::new(UPGRADE_SPEC)
@@ -225,8 +248,9 @@ impl Stage for UpgradeStage {
         stage: &'a ResolvedStage,
     ) -> BoxFuture<'a, Result<Outputs, StageError>> {
         Box::pin(async move {
-            let job = job(ctx.upstream.as_ref(), &ctx.work_dir, stage)?;
+            let mut job = job(ctx.upstream.as_ref(), &ctx.work_dir, stage)?;
             let output = ctx.output.clone();
+            job.upstream.download_progress = Some(download_events(output.clone()));
             // git2 and file I/O are blocking: keep them off the executor's threads.
             tokio::task::spawn_blocking(move || {
                 if job.with.check {

@@ -24,4 +24,6 @@ pub use plan::FollowUp;
 pub use plan::{
     Overlay, PLAN_SCHEMA, Plan, Prepared, Steps, UpgradeRequest, prepare, prepare_steps,
 };
+/// The download reports an `npm:` upstream gives [`UpstreamConfig::download_progress`].
+pub use uplift_npm::{DownloadProgress, DownloadProgressFn};
 pub use upstream::{Upstream, UpstreamConfig};

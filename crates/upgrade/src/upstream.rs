@@ -9,7 +9,7 @@ use crate::Error;
 
 /// Where the template comes from and how to render it. The defaults fit `@backstage/create-app`
 /// release bundles (`versions.json` at the release root).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpstreamConfig {
     /// `git:PATH_OR_URL` or `dir:PATH`.
     pub source: String,
@@ -28,6 +28,26 @@ pub struct UpstreamConfig {
     pub npmrc_dir: Option<std::path::PathBuf>,
     /// The preset these settings came from (it adds follow-up commands to plans).
     pub preset: Option<String>,
+    /// Told how far each download of an `npm:` source is (the caller decides how to show it).
+    pub download_progress: Option<uplift_npm::DownloadProgressFn>,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("source", &self.source)
+            .field("lineage", &self.lineage)
+            .field("tag_pattern", &self.tag_pattern)
+            .field("include_pre", &self.include_pre)
+            .field("values", &self.values)
+            .field("versions_file", &self.versions_file)
+            .field("cache_dir", &self.cache_dir)
+            .field("npmrc_dir", &self.npmrc_dir)
+            .field("preset", &self.preset)
+            // A closure has nothing to print: only whether one is set.
+            .field("download_progress", &self.download_progress.is_some())
+            .finish()
+    }
 }
 
 impl UpstreamConfig {
@@ -42,6 +62,7 @@ impl UpstreamConfig {
             cache_dir: None,
             npmrc_dir: None,
             preset: None,
+            download_progress: None,
         }
     }
 }
@@ -74,11 +95,11 @@ impl Upstream {
         };
         let source: Box<dyn ReleaseSource> = if uplift_npm::is_npm_spec(&config.source) {
             let npmrc_dir = config.npmrc_dir.as_deref();
-            Box::new(uplift_npm::open_source(
-                &config.source,
-                npmrc_dir,
-                options.cache_dir,
-            )?)
+            let mut source = uplift_npm::open_source(&config.source, npmrc_dir, options.cache_dir)?;
+            if let Some(hook) = &config.download_progress {
+                source = source.with_download_progress(hook.clone());
+            }
+            Box::new(source)
         } else {
             uplift_template::open_source(&config.source, &options)?
         };

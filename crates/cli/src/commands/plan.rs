@@ -59,7 +59,11 @@ impl UpgradeArgs {
     /// The upstream and the marker, from flags or from the pipeline file.
     pub fn open_upstream(&self) -> Result<(Upstream, Marker), CliError> {
         let (config, marker) = match (&self.pipeline, &self.upstream.upstream) {
-            (Some(file), None) => upstream_from_pipeline(file, &self.app)?,
+            (Some(file), None) => {
+                let (mut config, marker) = upstream_from_pipeline(file, &self.app)?;
+                config.download_progress = Some(crate::commands::upstream::download_view());
+                (config, marker)
+            }
             _ => (self.upstream.config_in(&self.app)?, self.marker.marker()),
         };
         Ok((Upstream::open(config).map_err(upgrade_error)?, marker))

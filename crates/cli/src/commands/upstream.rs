@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use uplift_merge::{ConflictStyle, MergeOptions, TextOptions};
 use uplift_template::Lineage;
-use uplift_upgrade::{Error, Marker, Upstream, UpstreamConfig, preset};
+use uplift_upgrade::{
+    DownloadProgress, DownloadProgressFn, Error, Marker, Upstream, UpstreamConfig, preset,
+};
 
 use crate::exit::{CliError, Exit};
+use crate::progress_bars::{ProgressView, Update, bars_wanted, colour_allowed};
 
 /// Where the template releases come from and how to render them.
 #[derive(Debug, Clone, clap::Args)]
@@ -129,6 +132,7 @@ impl UpstreamArgs {
                 .values
                 .insert(key.clone(), serde_json::Value::String(value.clone()));
         }
+        config.download_progress = Some(download_view());
         Ok(config)
     }
 
@@ -140,6 +144,43 @@ impl UpstreamArgs {
     pub fn open_in(&self, app: &Path) -> Result<Upstream, CliError> {
         Upstream::open(self.config_in(app)?).map_err(upgrade_error)
     }
+}
+
+/// Shows the downloads of an `npm:` upstream as the rollouts of `rollback` are shown: a bar in
+/// bytes per download on a terminal, one line when a download ends elsewhere
+/// (`upstream | download @backstage/create-app 0.9.0: downloaded (1.20 MB)`), nothing with
+/// `--quiet`.
+pub fn download_view() -> DownloadProgressFn {
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    let quiet = crate::output::quiet();
+    let view = std::sync::Mutex::new(ProgressView::new(
+        bars_wanted(quiet, github, false),
+        colour_allowed(),
+        0,
+    ));
+    std::sync::Arc::new(move |progress: DownloadProgress| {
+        let task = format!("download {}", progress.what);
+        let message = match (progress.done, progress.failed) {
+            (false, _) => "",
+            (true, false) => "downloaded",
+            (true, true) => "failed",
+        };
+        let update = Update {
+            stage: "upstream",
+            task: &task,
+            current: progress.current,
+            total: progress.total,
+            unit: uplift_exec::ProgressUnit::Bytes,
+            message,
+            done: progress.done,
+        };
+        if let Ok(mut view) = view.lock()
+            && let Some(line) = view.update(&update)
+            && !quiet
+        {
+            eprintln!("{line}");
+        }
+    })
 }
 
 /// The app folder argument, shared by `plan`, `apply` and `releases`.

@@ -237,3 +237,63 @@ fn unknown_releases_and_packages_are_errors() {
         "release 1.48.0 of Backstage does not list @backstage/cli in its manifest"
     );
 }
+
+#[test]
+fn a_tarball_download_reports_its_bytes_against_the_content_length() {
+    let mut big = release("1.48.0", "0.8.0", "1.0.0");
+    // Incompressible bytes, so the tarball spans several reports.
+    let mut state = 0x2545_f491_u32;
+    let noise: Vec<u8> = (0..300_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    big.files
+        .push(("templates/default-app/noise.bin".into(), noise, false));
+    let tarball_len = uplift_npm::testing::tgz(&big.files).unwrap().len() as u64;
+    assert!(tarball_len > 256 * 1024, "{tarball_len}");
+    let registry = FakeRegistry::start(PACKAGE, &[big]).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let source = NpmSource::open(
+        "npm:@backstage/create-app",
+        settings(&registry, cache.path()),
+    )
+    .unwrap()
+    .with_download_progress(std::sync::Arc::new(move |p| sink.lock().unwrap().push(p)));
+    let r148 = find(&source.releases().unwrap(), "1.48.0");
+    source.files(&r148).unwrap();
+
+    let seen = reports.lock().unwrap().clone();
+    // Only the tarball is reported, never the JSON documents.
+    assert!(
+        seen.iter().all(|p| p.what == "@backstage/create-app 0.8.0"),
+        "{seen:?}"
+    );
+    // The fake registry sends Content-Length: every report knows the total.
+    assert!(
+        seen.iter().all(|p| p.total == Some(tarball_len)),
+        "{seen:?}"
+    );
+    assert!(seen.len() >= 4, "{seen:?}");
+    assert!(
+        seen.len() as u64 <= tarball_len / (64 * 1024) + 1,
+        "{seen:?}"
+    );
+    let (last, rest) = seen.split_last().unwrap();
+    // Growing; the final report may repeat the count when the body ended on a report.
+    assert!(rest.windows(2).all(|w| w[0].current < w[1].current));
+    assert!(rest.iter().all(|p| p.current <= last.current));
+    assert!(rest.iter().all(|p| !p.done));
+    assert!(last.done && !last.failed, "{last:?}");
+    assert_eq!(last.current, tarball_len);
+
+    // From the cache: nothing is downloaded, nothing reported.
+    reports.lock().unwrap().clear();
+    source.files(&r148).unwrap();
+    assert!(reports.lock().unwrap().is_empty());
+}
