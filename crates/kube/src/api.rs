@@ -79,6 +79,18 @@ pub trait ClusterApi: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<ConfigMap>, ApiError>> + Send;
+    /// Deletes one object (`kind` as in a manifest, e.g. `Deployment`); absent is not an error.
+    /// Only a rollback calls it, for the objects a newer release added. The default refuses,
+    /// so an implementation that cannot delete never removes anything silently.
+    fn delete(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        let message = format!("this cluster API cannot delete {kind}/{name} in {namespace}");
+        std::future::ready(Err(ApiError::Other(message)))
+    }
 }
 
 /// [`ClusterApi`] over the `kubectl` binary (server-side apply with `--server-side`).
@@ -188,6 +200,20 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 impl ClusterApi for Kubectl {
+    async fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<(), ApiError> {
+        let target = format!("{}/{name}", kind.to_ascii_lowercase());
+        let args = [
+            "delete",
+            target.as_str(),
+            "--namespace",
+            namespace,
+            "--ignore-not-found",
+            "--wait=false",
+        ];
+        // `Err` here is kubectl's "not found", which `--ignore-not-found` already forgives.
+        self.run(&args, None).await.map(|_| ())
+    }
+
     async fn apply(&self, object: &Value) -> Result<(), ApiError> {
         let body = serde_json::to_vec(object).map_err(|source| ApiError::Decode {
             command: "apply".to_owned(),

@@ -79,6 +79,42 @@ fn deployment_names(values: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `(kind, name)` of every object in `values`.
+fn object_keys(values: &[Value]) -> Vec<(String, String)> {
+    values
+        .iter()
+        .filter_map(|v| {
+            let kind = v.get("kind")?.as_str()?.to_owned();
+            let name = v.pointer("/metadata/name")?.as_str()?.to_owned();
+            Some((kind, name))
+        })
+        .collect()
+}
+
+/// Deletes the objects of `newer` that `older` does not have (a split backend's Deployment and
+/// Service a newer release added), once `older` serves again: re-applying alone would leave
+/// them running beside it. Returns `Kind/name` of each deleted object.
+async fn prune_added<A: ClusterApi>(
+    api: &A,
+    namespace: &str,
+    newer: &[Value],
+    older: &[Value],
+) -> Result<Vec<String>, Error> {
+    let keep = object_keys(older);
+    let mut deleted = Vec::new();
+    for (kind, name) in object_keys(newer) {
+        if keep.contains(&(kind.clone(), name.clone())) {
+            continue;
+        }
+        tracing::info!(kind, name, "delete an object the rolled-back release added");
+        api.delete(&kind, namespace, &name)
+            .await
+            .map_err(Error::Api)?;
+        deleted.push(format!("{kind}/{name}"));
+    }
+    Ok(deleted)
+}
+
 async fn apply_all<A: ClusterApi>(api: &A, values: &[Value]) -> Result<(), Error> {
     for value in values {
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
@@ -145,7 +181,10 @@ pub async fn deploy<A: ClusterApi>(
             tracing::warn!(release = %previous.id, "rolling back by re-applying the previous release");
             apply_all(api, &previous.manifests).await?;
             match wait_all(api, namespace, &previous.manifests, options).await? {
-                None => rolled_back_to = Some(previous.id.clone()),
+                None => {
+                    prune_added(api, namespace, &values, &previous.manifests).await?;
+                    rolled_back_to = Some(previous.id.clone());
+                }
                 Some((name, _, failure)) => rollback_error = Some(format!("{name}: {failure}")),
             }
         }
@@ -221,11 +260,14 @@ pub async fn apply_rollback<A: ClusterApi>(
     let RollbackPlan {
         app,
         namespace,
+        current,
         target,
         mut history,
-        ..
     } = plan;
     reapply(api, &namespace, &target, options).await?;
+    if let Some(current) = &current {
+        prune_added(api, &namespace, &current.manifests, &target.manifests).await?;
+    }
     history.current = Some(target.id.clone());
     release::save(api, &namespace, &app, &history).await?;
     Ok(target)

@@ -148,6 +148,11 @@ impl FakeCluster {
 }
 
 impl ClusterApi for FakeCluster {
+    async fn delete(&self, kind: &str, _namespace: &str, name: &str) -> Result<(), ApiError> {
+        self.note(format!("delete {kind}/{name}"));
+        Ok(())
+    }
+
     async fn apply(&self, object: &Value) -> Result<(), ApiError> {
         let mut line = format!(
             "apply {}/{}",

@@ -458,3 +458,107 @@ async fn plan_without_a_cluster_shows_the_manifests_and_says_why_there_is_no_dif
         "no release recorded yet: every object is new"
     );
 }
+
+#[tokio::test]
+async fn rolling_back_from_split_backends_deletes_the_objects_only_the_newer_release_has() {
+    let cluster = FakeCluster::default();
+    let single_manifests = render(&single()).unwrap();
+    let split_spec = crate::render::split();
+    let split_manifests = render(&split_spec).unwrap();
+    let deployments = |m: &uplift_kube::Manifests| -> Vec<String> {
+        m.to_values()
+            .unwrap()
+            .iter()
+            .filter(|v| v["kind"] == "Deployment")
+            .map(|v| v["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for name in deployments(&single_manifests)
+        .into_iter()
+        .chain(deployments(&split_manifests))
+    {
+        cluster
+            .script(&name, &["deployment-complete.json"])
+            .unwrap();
+    }
+    deploy(
+        &cluster,
+        "backstage",
+        &single().image,
+        &single_manifests,
+        None,
+        &options(),
+    )
+    .await
+    .unwrap();
+    deploy(
+        &cluster,
+        "backstage",
+        &split_spec.image,
+        &split_manifests,
+        None,
+        &options(),
+    )
+    .await
+    .unwrap();
+    let before = cluster.journal().len();
+
+    let record = rollback(&cluster, "default", "backstage", None, &options())
+        .await
+        .unwrap();
+    assert_eq!(record.id, "1");
+    let journal = cluster.journal();
+    let deleted: Vec<&String> = journal[before..]
+        .iter()
+        .filter(|l| l.starts_with("delete "))
+        .collect();
+    insta::assert_debug_snapshot!("split_rollback_deletes", deleted);
+    // Nothing the older release has is deleted, and the deletions come after it serves again.
+    for line in &deleted {
+        let object = line.trim_start_matches("delete ");
+        assert!(
+            !journal[before..]
+                .iter()
+                .any(|l| l.starts_with(&format!("apply {object}"))),
+            "{object} belongs to the older release"
+        );
+    }
+    let last_apply = journal[before..]
+        .iter()
+        .rposition(|l| l.starts_with("apply Deployment/"))
+        .unwrap();
+    let first_delete = journal[before..]
+        .iter()
+        .position(|l| l.starts_with("delete "))
+        .unwrap();
+    assert!(first_delete > last_apply, "{journal:#?}");
+}
+
+#[tokio::test]
+async fn kubectl_deletes_one_object_and_forgives_its_absence() {
+    use std::os::unix::fs::PermissionsExt;
+    use uplift_kube::{ClusterApi, Kubectl};
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let script = dir.path().join("kubectl");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let api = Kubectl {
+        binary: Some(script),
+        ..Kubectl::default()
+    };
+    api.delete("Deployment", "portal", "backstage-catalog")
+        .await
+        .unwrap();
+    let line = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        line.trim_end().ends_with(
+            "delete deployment/backstage-catalog --namespace portal --ignore-not-found --wait=false"
+        ),
+        "{line}"
+    );
+}
