@@ -110,6 +110,15 @@ fn uplift_in(app: &Path, home: &Path, registry: &FakeRegistry) -> Command {
     command
 }
 
+/// How many release tarballs the registry has served so far.
+fn tarball_requests(registry: &FakeRegistry) -> usize {
+    registry
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".tgz"))
+        .count()
+}
+
 fn plan_json(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&stdout(output)).unwrap_or_else(|e| {
         panic!(
@@ -198,11 +207,7 @@ fn plan_with_the_preset_alone_follows_the_legacy_app() {
     insta::assert_snapshot!("preset_backstage_plan_text", stdout(&text));
 
     // Three plans, one download per release: the cache serves the rest.
-    let tarballs = registry
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with(".tgz"))
-        .count();
+    let tarballs = tarball_requests(&registry);
     assert_eq!(tarballs, 2, "{:?}", registry.requests());
 }
 
@@ -445,11 +450,7 @@ fn each_tarball_download_leaves_one_line_and_the_cache_none() {
     ]));
     assert!(first.status.success(), "{}", stderr(&first));
     let lines = download_lines(&first);
-    let tarballs = registry
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with(".tgz"))
-        .count();
+    let tarballs = tarball_requests(&registry);
     assert_eq!(tarballs, 2, "{:?}", registry.requests());
     assert_eq!(lines.len(), tarballs, "{}", stderr(&first));
     for (line, version) in lines.iter().zip(["0.8.0", "0.9.0"]) {
@@ -477,11 +478,7 @@ fn each_tarball_download_leaves_one_line_and_the_cache_none() {
     ]));
     assert!(quiet.status.success(), "{}", stderr(&quiet));
     assert_eq!(download_lines(&quiet), Vec::<String>::new());
-    let tarballs = registry
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with(".tgz"))
-        .count();
+    let tarballs = tarball_requests(&registry);
     assert_eq!(tarballs, 4, "{:?}", registry.requests());
 }
 

@@ -72,6 +72,38 @@ pub fn colour_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Progress outside a pipeline run (`uplift rollback`, template downloads): bars on a terminal,
+/// one line on stderr per finished task elsewhere, nothing with `--quiet`. Shareable between
+/// threads, as the libraries report from theirs.
+pub struct StandaloneView {
+    view: std::sync::Mutex<ProgressView>,
+    quiet: bool,
+}
+
+impl StandaloneView {
+    pub fn new(quiet: bool) -> Self {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        Self {
+            view: std::sync::Mutex::new(ProgressView::new(
+                bars_wanted(quiet, github, false),
+                colour_allowed(),
+                0,
+            )),
+            quiet,
+        }
+    }
+
+    /// Takes one update: moves its bar, or prints its line when the task ends.
+    pub fn show(&self, update: &Update<'_>) {
+        if let Ok(mut view) = self.view.lock()
+            && let Some(line) = view.update(update)
+            && !self.quiet
+        {
+            eprintln!("{line}");
+        }
+    }
+}
+
 /// Renders progress events as bars or as plain lines.
 pub enum ProgressView {
     Bars(Bars),

@@ -39,7 +39,7 @@ pub(crate) struct CountingReader<R> {
     finished: bool,
 }
 
-impl<R: Read> CountingReader<R> {
+impl<R> CountingReader<R> {
     pub(crate) fn new(
         inner: R,
         what: impl Into<String>,
@@ -103,16 +103,7 @@ impl<R: Read> Read for CountingReader<R> {
 impl<R> Drop for CountingReader<R> {
     fn drop(&mut self) {
         // A reader abandoned mid-body (the caller gave up) still ends its task.
-        if !self.finished {
-            self.finished = true;
-            (self.hook)(DownloadProgress {
-                what: std::mem::take(&mut self.what),
-                current: self.read,
-                total: self.total,
-                done: true,
-                failed: true,
-            });
-        }
+        self.finish(true);
     }
 }
 

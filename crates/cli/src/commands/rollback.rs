@@ -10,7 +10,7 @@ use uplift_stages::deploy_postgres::{PgError, PgTarget};
 
 use crate::GlobalArgs;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::progress_bars::{ProgressView, Update};
+use crate::progress_bars::{StandaloneView, Update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -170,15 +170,9 @@ fn kube_rollout_view(global: &GlobalArgs) -> kube::ProgressFn {
 fn replica_view(
     global: &GlobalArgs,
 ) -> impl Fn(&str, u64, u64, &str, bool) + Send + Sync + 'static {
-    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
-    let quiet = global.quiet;
-    let view = std::sync::Mutex::new(ProgressView::new(
-        crate::progress_bars::bars_wanted(quiet, github, false),
-        crate::progress_bars::colour_allowed(),
-        0,
-    ));
+    let view = StandaloneView::new(global.quiet);
     move |task, current, total, message, done| {
-        let update = Update {
+        view.show(&Update {
             stage: "rollback",
             task,
             current,
@@ -186,13 +180,7 @@ fn replica_view(
             unit: uplift_exec::ProgressUnit::Replicas,
             message,
             done,
-        };
-        if let Ok(mut view) = view.lock()
-            && let Some(line) = view.update(&update)
-            && !quiet
-        {
-            eprintln!("{line}");
-        }
+        });
     }
 }
 

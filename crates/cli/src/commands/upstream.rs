@@ -10,7 +10,7 @@ use uplift_upgrade::{
 };
 
 use crate::exit::{CliError, Exit};
-use crate::progress_bars::{ProgressView, Update, bars_wanted, colour_allowed};
+use crate::progress_bars::{StandaloneView, Update};
 
 /// Where the template releases come from and how to render them.
 #[derive(Debug, Clone, clap::Args)]
@@ -151,13 +151,7 @@ impl UpstreamArgs {
 /// (`upstream | download @backstage/create-app 0.9.0: downloaded (1.20 MB)`), nothing with
 /// `--quiet`.
 pub fn download_view() -> DownloadProgressFn {
-    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
-    let quiet = crate::output::quiet();
-    let view = std::sync::Mutex::new(ProgressView::new(
-        bars_wanted(quiet, github, false),
-        colour_allowed(),
-        0,
-    ));
+    let view = StandaloneView::new(crate::output::quiet());
     std::sync::Arc::new(move |progress: DownloadProgress| {
         let task = format!("download {}", progress.what);
         let message = match (progress.done, progress.failed) {
@@ -165,7 +159,7 @@ pub fn download_view() -> DownloadProgressFn {
             (true, false) => "downloaded",
             (true, true) => "failed",
         };
-        let update = Update {
+        view.show(&Update {
             stage: "upstream",
             task: &task,
             current: progress.current,
@@ -173,13 +167,7 @@ pub fn download_view() -> DownloadProgressFn {
             unit: uplift_exec::ProgressUnit::Bytes,
             message,
             done: progress.done,
-        };
-        if let Ok(mut view) = view.lock()
-            && let Some(line) = view.update(&update)
-            && !quiet
-        {
-            eprintln!("{line}");
-        }
+        });
     })
 }
 
