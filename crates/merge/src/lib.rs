@@ -11,11 +11,14 @@
 //! [`Change`]: uplift_tree::Change
 
 mod json;
+mod line_endings;
 mod plan;
 mod rename;
+mod structured;
 mod text;
 mod trees;
 mod validate;
+mod versions;
 mod yaml;
 
 pub use json::{JsonMerge, merge_json};

@@ -54,8 +54,23 @@ pub struct TextMerge {
     pub settled_insertions: usize,
 }
 
+/// A rule that settles a conflicting region the generic rules leave: from the region's base,
+/// ours and theirs lines, the lines to write instead of markers (the rule records its decision).
+pub(crate) type Settle<'r> = &'r mut dyn FnMut(&[&str], &[&str], &[&str]) -> Option<String>;
+
 /// Merges `ours` and `theirs`, both descended from `base`.
 pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -> TextMerge {
+    merge_text_settling(base, ours, theirs, options, &mut |_, _, _| None)
+}
+
+/// [`merge_text`], where a region that would conflict is first offered to `settle`.
+pub(crate) fn merge_text_settling(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    options: &TextOptions,
+    settle: Settle<'_>,
+) -> TextMerge {
     let merge = SimilarMerge::from_lines(base, ours, theirs);
     let mut out = Output::default();
     let mut conflicts = 0;
@@ -94,6 +109,10 @@ pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -
                     settled_insertions += 1;
                     continue;
                 }
+                if let Some(settled) = settle(&base, &ours, &theirs) {
+                    out.text.push_str(&settled);
+                    continue;
+                }
                 conflicts += 1;
                 out.conflict(&base, &ours, &theirs, options);
             }
@@ -104,6 +123,58 @@ pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -
         conflicts,
         settled_insertions,
     }
+}
+
+/// One conflict written with markers: `ours` and `theirs` (and `base` with diff3) as they are.
+pub(crate) fn conflict_block(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    options: &TextOptions,
+) -> String {
+    let (base, ours, theirs): (Vec<&str>, Vec<&str>, Vec<&str>) = (
+        base.split_inclusive('\n').collect(),
+        ours.split_inclusive('\n').collect(),
+        theirs.split_inclusive('\n').collect(),
+    );
+    let mut out = Output::default();
+    out.conflict(&base, &ours, &theirs, options);
+    out.text
+}
+
+/// Decides one line both sides changed: from base, ours and theirs (without their line break),
+/// the line to write and the plan's words for the decision.
+pub(crate) type LineRule<'r> = &'r mut dyn FnMut(&str, &str, &str) -> Option<(String, String)>;
+
+/// A conflicting region settled line by line: the three sides have as many lines, and on each
+/// line either one side kept the base, both agree, or `rule` decides between the two changes.
+pub(crate) fn settle_line_by_line(
+    base: &[&str],
+    ours: &[&str],
+    theirs: &[&str],
+    rule: LineRule<'_>,
+) -> Option<(String, Vec<String>)> {
+    if base.len() != ours.len() || base.len() != theirs.len() {
+        return None;
+    }
+    let mut out = String::new();
+    let mut decisions = Vec::new();
+    for ((base, ours), theirs) in base.iter().zip(ours).zip(theirs) {
+        if ours == theirs || base == theirs {
+            out.push_str(ours);
+        } else if base == ours {
+            out.push_str(theirs);
+        } else {
+            // The rule sees the lines without their break; the app's break is kept.
+            let content =
+                |line: &'_ str| -> String { line.trim_end_matches(['\n', '\r']).to_string() };
+            let (line, decision) = rule(&content(base), &content(ours), &content(theirs))?;
+            out.push_str(&line);
+            out.push_str(&ours[content(ours).len()..]);
+            decisions.push(decision);
+        }
+    }
+    Some((out, decisions))
 }
 
 #[derive(Clone, Copy)]

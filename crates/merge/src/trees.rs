@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uplift_tree::{Change, FileEntry, FileMode, RelPath, Tree};
 
-use crate::json::merge_json;
+use crate::line_endings::{self, LineEnding};
 use crate::rename::detect_renames;
+use crate::structured::merge_structured;
 use crate::text::{TextOptions, merge_text};
 use crate::validate::{FileKind, check};
-use crate::yaml::merge_yaml;
 use crate::{Action, FilePlan};
 
 /// Options of a tree merge.
@@ -103,7 +103,7 @@ pub fn merge_trees(
 
 fn same(a: Option<&FileEntry>, b: Option<&FileEntry>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => a.same_as(b),
+        (Some(a), Some(b)) => a.same_as(b) || line_endings::same_but_line_endings(a, b),
         (None, None) => true,
         _ => false,
     }
@@ -149,7 +149,7 @@ fn merge_path(
                     action,
                     Change::Write {
                         path: path.clone(),
-                        entry: entry.clone(),
+                        entry: line_endings::like_app(entry, base, ours),
                     },
                 )
             }
@@ -298,6 +298,13 @@ fn merge_contents(
         outcome.files.push(file);
         return;
     };
+    // Merged on LF lines; written back with the app's endings.
+    let ending = LineEnding::of(ours_text);
+    let (base_text, ours_text, theirs_text) = (
+        &*line_endings::normalized(base_text),
+        &*line_endings::normalized(ours_text),
+        &*line_endings::normalized(theirs_text),
+    );
     let merged = merge_text(base_text, ours_text, theirs_text, &options.text);
     let kind = FileKind::of(path);
     let mut content = merged.content;
@@ -318,19 +325,12 @@ fn merge_contents(
     let text_valid = conflicts == 0 && check(kind, &content).is_ok();
     let structured = match kind {
         _ if !options.structured || text_valid => None,
-        FileKind::Json => {
-            merge_json(base_text, ours_text, theirs_text).map(|m| (m.content, m.decisions))
-        }
-        FileKind::Yaml => {
-            merge_yaml(base_text, ours_text, theirs_text).map(|m| (m.content, m.decisions))
-        }
-        FileKind::Text => None,
+        _ => merge_structured(path, kind, base_text, ours_text, theirs_text, &options.text),
     };
-    if let Some((structured, decisions)) = structured {
-        content = structured;
-        conflicts = 0;
-        notes = decisions;
-        notes.insert(0, "merged key by key".to_string());
+    if let Some(structured) = structured {
+        content = structured.content;
+        conflicts = structured.conflicts;
+        notes = structured.notes;
     }
     if conflicts > 0 {
         file.action = Action::Conflict;
@@ -360,7 +360,7 @@ fn merge_contents(
     }
     outcome.changes.push(Change::Write {
         path: path.clone(),
-        entry: FileEntry::new(mode, content.into_bytes()),
+        entry: FileEntry::new(mode, ending.apply(content).into_bytes()),
     });
     outcome.files.push(file);
 }

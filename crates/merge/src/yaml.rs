@@ -2,27 +2,48 @@
 //!
 //! The YAML parser (`saphyr-parser`) gives the line of every key of the root mapping; each key
 //! owns the text from its line to the next key's (comment lines just above a key belong to that
-//! key). Entries are then merged like a map, and where both sides changed one entry whose value
-//! is itself a block mapping, its body is merged the same way, recursively. Text is only ever
-//! spliced, never re-serialized, so comments, quoting and layout survive.
+//! key). Entries are then merged like a map, and where both sides changed one entry:
+//! - its comments and its value merge as separate changes (upstream's new comment above a value
+//!   the app changed takes both);
+//! - a value that is itself a block mapping merges the same way, recursively;
+//! - `yarnPath` bumped on both sides keeps the higher release (see `versions`);
+//! - anything else is a local conflict: markers enclose that key's lines only, and the rest of
+//!   the document still merges.
+//!
+//! Text is only ever spliced, never re-serialized, so comments, quoting and layout survive.
 
 use saphyr_parser::{Event, Parser};
 
-use crate::text::{TextOptions, merge_text};
+use crate::text::{TextOptions, conflict_block, merge_text_settling, settle_line_by_line};
+use crate::versions::{keep_higher, release_path};
 
-/// A successful key merge: the text and what it decided.
+/// A key merge: the text, what it decided, and the keys left in conflict markers (dotted paths).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlMerge {
     pub content: String,
     pub decisions: Vec<String>,
+    pub conflicts: Vec<String>,
 }
 
-/// Merges three YAML texts key by key; `None` when a document is not a single block mapping or
-/// when an entry conflicts.
-pub fn merge_yaml(base: &str, ours: &str, theirs: &str) -> Option<YamlMerge> {
-    let mut decisions = Vec::new();
-    let content = merge_mapping(base, ours, theirs, &mut decisions, "")?;
-    Some(YamlMerge { content, decisions })
+/// Merges three YAML texts key by key; `None` when a document is not a single block mapping.
+/// Entries that conflict are written with `options`' markers.
+pub fn merge_yaml(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    options: &TextOptions,
+) -> Option<YamlMerge> {
+    let mut merge = Merge {
+        options,
+        decisions: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    let content = merge.mapping(base, ours, theirs, "")?;
+    Some(YamlMerge {
+        content,
+        decisions: merge.decisions,
+        conflicts: merge.conflicts,
+    })
 }
 
 /// A block mapping split into the text before its first key and one block per key.
@@ -107,9 +128,14 @@ fn split(text: &str) -> Option<Split> {
     let keys = root_keys(text)?;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut starts: Vec<usize> = keys.iter().map(|k| k.1).collect();
-    // Comment and blank lines right above a key belong to that key.
-    for start in starts.iter_mut().skip(1) {
-        while *start > 0 && is_comment_or_blank(lines[*start - 1]) {
+    // Comment and blank lines right above a key belong to that key. Above the first key, only
+    // the comments after the last blank line do: what is before is the file's own header.
+    for (index, start) in starts.iter_mut().enumerate() {
+        let belongs = |line: &str| match index {
+            0 => line.trim_start().starts_with('#'),
+            _ => is_comment_or_blank(line),
+        };
+        while *start > 0 && belongs(lines[*start - 1]) {
             *start -= 1;
         }
     }
@@ -127,92 +153,190 @@ fn split(text: &str) -> Option<Split> {
     Some(Split { header, entries })
 }
 
-fn merge_mapping(
-    base: &str,
-    ours: &str,
-    theirs: &str,
-    decisions: &mut Vec<String>,
-    prefix: &str,
-) -> Option<String> {
-    let (base, ours, theirs) = (split(base)?, split(ours)?, split(theirs)?);
-    let header = merge_clean(&base.header, &ours.header, &theirs.header)?;
-    // The app's keys in the app's order; upstream's new keys after their upstream neighbour.
-    let mut order: Vec<&str> = ours.entries.iter().map(|(k, _)| k.as_str()).collect();
-    for (index, (key, _)) in theirs.entries.iter().enumerate() {
-        if ours.get(key).is_some() || base.get(key).is_some() {
-            continue;
+/// Comment and blank lines at the start of an entry, and the rest (its key line and value).
+fn leading_comments(block: &str) -> (&str, &str) {
+    let mut at = 0;
+    for line in block.split_inclusive('\n') {
+        if !is_comment_or_blank(line) {
+            break;
         }
-        let previous = theirs.entries[..index]
-            .iter()
-            .rev()
-            .find_map(|(p, _)| order.iter().position(|k| k == p));
-        order.insert(previous.map_or(0, |p| p + 1), key);
+        at += line.len();
     }
-    let mut out = header;
-    for key in order {
-        let path = if prefix.is_empty() {
-            key.to_string()
+    block.split_at(at)
+}
+
+/// An entry whose value is a block mapping: its key line, and the value's lines.
+fn key_line_and_body(entry: &str) -> Option<(&str, &str)> {
+    let end = entry.find('\n').map_or(entry.len(), |i| i + 1);
+    let (key_line, body) = entry.split_at(end);
+    let value = key_line.split_once(':')?.1.trim();
+    (value.is_empty() || value.starts_with('#')).then_some((key_line, body))
+}
+
+/// A `yarnPath: <release file>` line changed on both sides: the higher release.
+fn higher_release_line(_base: &str, ours: &str, theirs: &str) -> Option<(String, String)> {
+    let (ours_key, ours_value) = ours.split_once(':')?;
+    let (theirs_key, theirs_value) = theirs.split_once(':')?;
+    if ours_key != theirs_key || ours_key.trim() != "yarnPath" {
+        return None;
+    }
+    let kept = keep_higher(
+        ours_key.trim(),
+        ours_value.trim(),
+        theirs_value.trim(),
+        release_path,
+    )?;
+    Some((format!("{ours_key}: {}", kept.value), kept.decision))
+}
+
+struct Merge<'o> {
+    options: &'o TextOptions,
+    decisions: Vec<String>,
+    conflicts: Vec<String>,
+}
+
+impl Merge<'_> {
+    /// `None` when a side is not a block mapping this module can split.
+    fn mapping(&mut self, base: &str, ours: &str, theirs: &str, prefix: &str) -> Option<String> {
+        // A mapping both sides added has no base: it merges as if it had been empty.
+        let base = match base.lines().all(is_comment_or_blank) {
+            true => Split {
+                header: base.to_string(),
+                entries: Vec::new(),
+            },
+            false => split(base)?,
+        };
+        let (ours, theirs) = (split(ours)?, split(theirs)?);
+        let where_header = if prefix.is_empty() {
+            "the top of the file".to_string()
         } else {
-            format!("{prefix}.{key}")
+            format!("{prefix} (before its first key)")
         };
-        let (b, o, t) = (base.get(key), ours.get(key), theirs.get(key));
-        let merged = match (b, o, t) {
-            (_, Some(o), Some(t)) if o == t => Some(o.to_string()),
-            (b, Some(o), t) if b == t => Some(o.to_string()),
-            (b, o, Some(t)) if b == o => Some(t.to_string()),
-            (b, Some(o), Some(t)) => {
-                let merged = merge_entry(b.unwrap_or(""), o, t, decisions, &path)?;
-                decisions.push(format!("merged `{path}` key by key"));
-                Some(merged)
+        let header = self.lines(&base.header, &ours.header, &theirs.header, &where_header);
+        // The app's keys in the app's order; upstream's other keys (new ones, and those the app
+        // deleted, which the merge below may keep deleted) after their upstream neighbour.
+        let mut order: Vec<&str> = ours.entries.iter().map(|(k, _)| k.as_str()).collect();
+        for (index, (key, _)) in theirs.entries.iter().enumerate() {
+            if ours.get(key).is_some() {
+                continue;
             }
-            // Deleted on one side, changed on the other.
-            _ => return None,
-        };
-        if let Some(block) = merged {
-            out.push_str(&block);
-            if !out.ends_with('\n') {
+            let previous = theirs.entries[..index]
+                .iter()
+                .rev()
+                .find_map(|(p, _)| order.iter().position(|k| k == p));
+            order.insert(previous.map_or(0, |p| p + 1), key);
+        }
+        let mut out = header;
+        for key in order {
+            let path = if prefix.is_empty() {
+                key.to_string()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            let (b, o, t) = (base.get(key), ours.get(key), theirs.get(key));
+            let merged = match (b, o, t) {
+                _ if o == t || b == t => o.unwrap_or_default().to_string(),
+                _ if b == o => t.unwrap_or_default().to_string(),
+                (b, o, t) => self.entry(
+                    b.unwrap_or_default(),
+                    o.unwrap_or_default(),
+                    t.unwrap_or_default(),
+                    &path,
+                ),
+            };
+            out.push_str(&merged);
+            if !out.is_empty() && !out.ends_with('\n') {
                 out.push('\n');
             }
         }
+        Some(out)
     }
-    Some(out)
-}
 
-/// One entry changed on both sides: its lines, or (when it holds a block mapping) its keys.
-fn merge_entry(
-    base: &str,
-    ours: &str,
-    theirs: &str,
-    decisions: &mut Vec<String>,
-    path: &str,
-) -> Option<String> {
-    if let Some(text) = merge_clean(base, ours, theirs) {
-        return Some(text);
+    /// One entry both sides changed: its comments and its value as separate changes.
+    fn entry(&mut self, base: &str, ours: &str, theirs: &str, path: &str) -> String {
+        if let Some(text) = self.clean(base, ours, theirs) {
+            return text;
+        }
+        let (base_comments, base_rest) = leading_comments(base);
+        let (ours_comments, ours_rest) = leading_comments(ours);
+        let (theirs_comments, theirs_rest) = leading_comments(theirs);
+        let Some(comments) = self.clean(base_comments, ours_comments, theirs_comments) else {
+            // Both rewrote the comment: the whole entry is the conflict.
+            return self.conflict(base, ours, theirs, path);
+        };
+        let conflicts_before = self.conflicts.len();
+        let value = self.value(base_rest, ours_rest, theirs_rest, path);
+        let upstream_comment = theirs_comments != base_comments && ours_comments == base_comments;
+        if upstream_comment && ours_rest != base_rest && self.conflicts.len() == conflicts_before {
+            self.decisions
+                .push(format!("`{path}`: upstream's comment above it, your value"));
+        }
+        comments + &value
     }
-    // The head is the key's line with the comments above it; the body, the value's lines.
-    let head_and_body = |block: &str| -> Option<(String, String)> {
-        let lines: Vec<&str> = block.split_inclusive('\n').collect();
-        let key_line = lines.iter().position(|l| !is_comment_or_blank(l))?;
-        let value = lines[key_line].split_once(':')?.1.trim();
-        (value.is_empty() || value.starts_with('#'))
-            .then(|| (lines[..=key_line].concat(), lines[key_line + 1..].concat()))
-    };
-    let (base_head, base_body) = head_and_body(base).unwrap_or_default();
-    let (ours_head, ours_body) = head_and_body(ours)?;
-    let (theirs_head, theirs_body) = head_and_body(theirs)?;
-    let head = merge_clean(&base_head, &ours_head, &theirs_head)?;
-    let body = merge_mapping(&base_body, &ours_body, &theirs_body, decisions, path)?;
-    Some(head + &body)
-}
 
-fn merge_clean(base: &str, ours: &str, theirs: &str) -> Option<String> {
-    let merged = merge_text(base, ours, theirs, &TextOptions::default());
-    (merged.conflicts == 0).then_some(merged.content)
+    /// An entry's key line and value, changed on both sides.
+    fn value(&mut self, base: &str, ours: &str, theirs: &str, path: &str) -> String {
+        if let Some(text) = self.clean(base, ours, theirs) {
+            return text;
+        }
+        if let (Some((ours_key, ours_body)), Some((theirs_key, theirs_body))) =
+            (key_line_and_body(ours), key_line_and_body(theirs))
+        {
+            let (base_key, base_body) = key_line_and_body(base).unwrap_or_default();
+            let key_line = self.clean(base_key, ours_key, theirs_key);
+            let decided = self.decisions.len();
+            let conflicts = self.conflicts.len();
+            let body = key_line
+                .as_ref()
+                .and_then(|_| self.mapping(base_body, ours_body, theirs_body, path));
+            if let (Some(key_line), Some(body)) = (key_line, body) {
+                self.decisions.push(format!("merged `{path}` key by key"));
+                return key_line + &body;
+            }
+            self.decisions.truncate(decided);
+            self.conflicts.truncate(conflicts);
+        }
+        self.conflict(base, ours, theirs, path)
+    }
+
+    /// Lines before the first key (or between keys): merged as text, or one conflict.
+    fn lines(&mut self, base: &str, ours: &str, theirs: &str, location: &str) -> String {
+        match self.clean(base, ours, theirs) {
+            Some(text) => text,
+            None => self.conflict(base, ours, theirs, location),
+        }
+    }
+
+    /// The text merge of a part, when it is clean (a `yarnPath` bump on both sides counts).
+    fn clean(&mut self, base: &str, ours: &str, theirs: &str) -> Option<String> {
+        let mut decisions = Vec::new();
+        let mut settle = |b: &[&str], o: &[&str], t: &[&str]| {
+            let (text, decided) = settle_line_by_line(b, o, t, &mut higher_release_line)?;
+            decisions.extend(decided);
+            Some(text)
+        };
+        let merged = merge_text_settling(base, ours, theirs, &TextOptions::default(), &mut settle);
+        (merged.conflicts == 0).then(|| {
+            self.decisions.extend(decisions);
+            merged.content
+        })
+    }
+
+    /// One conflict: markers around this part's lines only.
+    fn conflict(&mut self, base: &str, ours: &str, theirs: &str, path: &str) -> String {
+        self.conflicts.push(path.to_string());
+        conflict_block(base, ours, theirs, self.options)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::merge_text;
+
+    fn merge_yaml(base: &str, ours: &str, theirs: &str) -> Option<YamlMerge> {
+        super::merge_yaml(base, ours, theirs, &TextOptions::default())
+    }
 
     const BASE: &str = "# top comment\napp:\n  title: Portal\n\nbackend:\n  baseUrl: http://localhost:7007\n  listen:\n    port: 7007\n  # the database\n  database:\n    client: pg\n";
 
@@ -236,10 +360,89 @@ mod tests {
     }
 
     #[test]
-    fn the_same_key_changed_differently_is_left_to_the_text_merge() {
-        let ours = BASE.replace("title: Portal", "title: Ours");
-        let theirs = BASE.replace("title: Portal", "title: Theirs");
-        assert!(merge_yaml(BASE, &ours, &theirs).is_none());
+    fn one_conflicting_key_among_merged_ones_is_a_local_conflict() {
+        let ours = BASE
+            .replace("title: Portal", "title: Ours")
+            .replace("    client: pg\n", "    client: pg\n    pool: 5\n");
+        let theirs = BASE
+            .replace("title: Portal", "title: Theirs")
+            .replace("    port: 7007\n", "    port: 7007\n    host: 0.0.0.0\n");
+        let merged = merge_yaml(BASE, &ours, &theirs).unwrap();
+        assert_eq!(merged.conflicts, ["app.title"]);
+        assert_eq!(
+            merged.content,
+            "# top comment\napp:\n<<<<<<< app\n  title: Ours\n=======\n  title: Theirs\n>>>>>>> upstream\n\nbackend:\n  baseUrl: http://localhost:7007\n  listen:\n    port: 7007\n    host: 0.0.0.0\n  # the database\n  database:\n    client: pg\n    pool: 5\n"
+        );
+    }
+
+    #[test]
+    fn a_key_deleted_on_one_side_and_changed_on_the_other_is_a_local_conflict() {
+        let ours = BASE.replace("  baseUrl: http://localhost:7007\n", "");
+        let theirs = BASE
+            .replace("localhost:7007", "localhost:7008")
+            .replace("title: Portal", "title: Theirs");
+        let merged = merge_yaml(BASE, &ours, &theirs).unwrap();
+        assert_eq!(merged.conflicts, ["backend.baseUrl"], "{}", merged.content);
+        assert!(
+            merged.content.contains(
+                "backend:\n<<<<<<< app\n=======\n  baseUrl: http://localhost:7008\n>>>>>>> upstream\n  listen:"
+            ),
+            "{}",
+            merged.content
+        );
+        assert!(merged.content.contains("title: Theirs"));
+    }
+
+    /// Backstage's `auth.providers`: the app changed a provider's value, upstream rewrote the
+    /// comment above it and added sibling providers after it.
+    #[test]
+    fn a_comment_upstream_changed_above_a_value_the_app_changed_takes_both() {
+        let base = "app:\n  title: Portal\n\nauth:\n  # see https://backstage.io/docs/auth/ to learn about auth providers\n  providers:\n    github:\n      development: {}\n    # See https://backstage.io/docs/auth/guest/provider\n    guest: {}\n\ncatalog:\n  rules: []\n";
+        let ours = base.replace(
+            "    guest: {}\n",
+            "    guest:\n      dangerouslyAllowOutsideDevelopment: true\n",
+        );
+        let theirs = base.replace(
+            "    # See https://backstage.io/docs/auth/guest/provider\n    guest: {}\n",
+            "    # See https://backstage.io/docs/auth/guest/provider\n    # The guest provider is for development only.\n    guest: {}\n    # See https://backstage.io/docs/auth/microsoft/provider\n    microsoft: {}\n",
+        ).replace("    # See https://backstage.io/docs/auth/guest", "    # See https://backstage.io/docs/auth/guest/ (updated)");
+        assert!(merge_text(base, &ours, &theirs, &TextOptions::default()).conflicts > 0);
+        let merged = merge_yaml(base, &ours, &theirs).unwrap();
+        assert!(merged.conflicts.is_empty(), "{}", merged.content);
+        assert_eq!(
+            merged.content,
+            "app:\n  title: Portal\n\nauth:\n  # see https://backstage.io/docs/auth/ to learn about auth providers\n  providers:\n    github:\n      development: {}\n    # See https://backstage.io/docs/auth/guest/ (updated)/provider\n    # The guest provider is for development only.\n    guest:\n      dangerouslyAllowOutsideDevelopment: true\n    # See https://backstage.io/docs/auth/microsoft/provider\n    microsoft: {}\n\ncatalog:\n  rules: []\n"
+        );
+        assert_eq!(
+            merged.decisions,
+            [
+                "`auth.providers.guest`: upstream's comment above it, your value",
+                "merged `auth.providers` key by key",
+                "merged `auth` key by key",
+            ]
+        );
+    }
+
+    #[test]
+    fn both_sides_bumping_yarn_keep_the_higher_release_next_to_the_apps_plugins() {
+        let base = "nodeLinker: node-modules\n\nyarnPath: .yarn/releases/yarn-4.4.1.cjs\n";
+        let ours = "nodeLinker: node-modules\n\nplugins:\n  - checksum: 4b4f\n    path: .yarn/plugins/@yarnpkg/plugin-backstage.cjs\n    spec: \"https://versions.backstage.io/v1/tags/main/yarn-plugin\"\n\nyarnPath: .yarn/releases/yarn-4.5.0.cjs\n";
+        let theirs = base.replace("4.4.1", "4.13.0");
+        assert!(merge_text(base, ours, &theirs, &TextOptions::default()).conflicts > 0);
+        let merged = merge_yaml(base, ours, &theirs).unwrap();
+        assert_eq!(merged.content, ours.replace("4.5.0", "4.13.0"));
+        assert_eq!(
+            merged.decisions,
+            [
+                "yarnPath: kept upstream's \".yarn/releases/yarn-4.13.0.cjs\" (higher than \".yarn/releases/yarn-4.5.0.cjs\")"
+            ]
+        );
+        // A different release file is not a version of the same one.
+        let ours = ours.replace(".yarn/releases/yarn-4.5.0.cjs", "tools/yarn-4.5.0.cjs");
+        assert_eq!(
+            merge_yaml(base, &ours, &theirs).unwrap().conflicts,
+            ["yarnPath"]
+        );
     }
 
     #[test]

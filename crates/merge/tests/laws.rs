@@ -1,10 +1,12 @@
 //! Property tests: the laws every three-way merge must obey.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use uplift_merge::{MergeOptions, TextOptions, merge_text, merge_trees, paths_to_read};
+use uplift_merge::{
+    ConflictStyle, MergeOptions, TextOptions, merge_text, merge_trees, paths_to_read,
+};
 use uplift_tree::{Change, FileEntry, RelPath, Tree};
 
 fn options(settle: bool) -> TextOptions {
@@ -199,10 +201,71 @@ fn json_doc(entries: &std::collections::BTreeMap<String, u8>, nested: bool) -> S
     serde_json::to_string_pretty(&value).unwrap() + "\n"
 }
 
+/// Which side a person picks in every conflict.
+#[derive(Debug, Clone, Copy)]
+enum Pick {
+    Ours,
+    Theirs,
+}
+
+/// The file once every conflict is resolved by taking one side; also checks that markers are
+/// well formed.
+fn resolve(content: &str, pick: Pick) -> String {
+    let mut out = String::new();
+    let mut part = None; // inside a conflict: which part we are in
+    for line in content.split_inclusive('\n') {
+        match (part, line) {
+            (None, l) if l.starts_with("<<<<<<< ") => part = Some(0),
+            (Some(0), l) if l.starts_with("||||||| ") => part = Some(1),
+            (Some(0 | 1), "=======\n") => part = Some(2),
+            (Some(2), l) if l.starts_with(">>>>>>> ") => part = None,
+            (None, l) => out.push_str(l),
+            (Some(0), l) if matches!(pick, Pick::Ours) => out.push_str(l),
+            (Some(2), l) if matches!(pick, Pick::Theirs) => out.push_str(l),
+            _ => {}
+        }
+    }
+    assert_eq!(part, None, "unterminated conflict: {content}");
+    out
+}
+
+/// The lines between conflict markers (the sides' lines, not the markers).
+fn conflicted_lines(content: &str) -> Vec<&str> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for line in content.lines() {
+        if line.starts_with("<<<<<<< ") {
+            inside = true;
+        } else if line.starts_with(">>>>>>> ") {
+            inside = false;
+        } else if inside && !line.starts_with("||||||| ") && line != "=======" {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// Keys both sides changed to different values (the genuine conflicts of a plain object).
+fn changed_differently(
+    base: &BTreeMap<String, u8>,
+    ours: &BTreeMap<String, u8>,
+    theirs: &BTreeMap<String, u8>,
+) -> BTreeSet<String> {
+    base.iter()
+        .filter(|(k, v)| {
+            let (o, t) = (&ours[*k], &theirs[*k]);
+            o != *v && t != *v && o != t
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// A structured merge never drops a key only one side added, and what it returns parses.
+    /// A structured merge never drops a key only one side added, what it returns parses, and a
+    /// key both sides changed differently is a local conflict: markers hold that key alone, and
+    /// taking either side of every conflict gives a valid document with every one-sided change.
     #[test]
     fn structured_json_merge_keeps_one_sided_keys(
         base in prop::collection::btree_map("[a-e]", 0u8..5, 0..5),
@@ -211,8 +274,9 @@ proptest! {
         ours_bumps in prop::collection::btree_map("[a-e]", 0u8..9, 0..3),
         theirs_bumps in prop::collection::btree_map("[a-e]", 0u8..9, 0..3),
         nested in any::<bool>(),
+        diff3 in any::<bool>(),
     ) {
-        let side = |added: &std::collections::BTreeMap<String, u8>, bumps: &std::collections::BTreeMap<String, u8>| {
+        let side = |added: &BTreeMap<String, u8>, bumps: &BTreeMap<String, u8>| {
             let mut map = base.clone();
             for (k, v) in bumps {
                 if let Some(value) = map.get_mut(k) {
@@ -224,32 +288,63 @@ proptest! {
         };
         let ours = side(&ours_added, &ours_bumps);
         let theirs = side(&theirs_added, &theirs_bumps);
-        let merged = uplift_merge::merge_json(&json_doc(&base, nested), &json_doc(&ours, nested), &json_doc(&theirs, nested));
-        if let Some(merged) = merged {
-            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Json, &merged.content).is_ok());
-            let value: serde_json::Value = serde_json::from_str(&merged.content).unwrap();
-            let object = if nested { &value["dependencies"] } else { &value };
-            for key in ours_added.keys().chain(theirs_added.keys()) {
-                prop_assert!(object.get(key).is_some(), "{key} lost: {}", merged.content);
-            }
-            for key in base.keys() {
-                prop_assert!(object.get(key).is_some(), "{key} lost: {}", merged.content);
-            }
+        let options = TextOptions {
+            style: if diff3 { ConflictStyle::Diff3 } else { ConflictStyle::Merge },
+            ..TextOptions::default()
+        };
+        let merged = uplift_merge::merge_json(
+            &json_doc(&base, nested),
+            &json_doc(&ours, nested),
+            &json_doc(&theirs, nested),
+            &options,
+        )
+        .expect("objects always merge, with local conflicts at worst");
+        // Only a nested dependency map decides bumps; in a plain object a key both sides changed
+        // differently is a genuine conflict, and only such keys are.
+        let expected: BTreeSet<String> = if nested {
+            BTreeSet::new()
         } else {
-            // Only a nested dependency map decides bumps; a plain object with both sides
-            // changing one key differently is a genuine conflict.
-            prop_assert!(!nested, "dependency maps always merge");
+            changed_differently(&base, &ours, &theirs)
+        };
+        let conflicts: BTreeSet<String> = merged.conflicts.iter().cloned().collect();
+        prop_assert_eq!(&conflicts, &expected, "{}", merged.content);
+        prop_assert_eq!(merged.conflicts.len(), merged.content.matches("<<<<<<< ").count());
+        for line in conflicted_lines(&merged.content) {
+            prop_assert!(
+                expected.iter().any(|key| line.trim_start().starts_with(&format!("\"{key}\": "))),
+                "line {line:?} is not a conflicting key: {}", merged.content
+            );
+        }
+        for pick in [Pick::Ours, Pick::Theirs] {
+            let resolved = resolve(&merged.content, pick);
+            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Json, &resolved).is_ok(), "{}", resolved);
+            let value: serde_json::Value = serde_json::from_str(&resolved).unwrap();
+            let object = if nested { &value["dependencies"] } else { &value };
+            for key in ours_added.keys().chain(theirs_added.keys()).chain(base.keys()) {
+                prop_assert!(object.get(key).is_some(), "{key} lost: {}", resolved);
+            }
+            for key in &expected {
+                let picked = match pick { Pick::Ours => &ours, Pick::Theirs => &theirs };
+                let want = format!("^1.{}.0", picked[key]);
+                prop_assert_eq!(object[key.as_str()].as_str(), Some(want.as_str()));
+            }
         }
     }
 }
 
-/// A YAML document: root keys, each a block mapping of sub-keys, with a comment per key.
-fn yaml_doc(
-    entries: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, u8>>,
-) -> String {
-    let mut out = String::from("# generated\n");
+type YamlDoc = BTreeMap<String, BTreeMap<String, u8>>;
+
+/// A YAML document: root keys, each a block mapping of sub-keys, with a comment per key
+/// (`reworded` keys say so in theirs).
+fn yaml_doc(entries: &YamlDoc, reworded: &BTreeSet<String>) -> String {
+    let mut out = String::from("# generated\n\n");
     for (key, children) in entries {
-        out.push_str(&format!("# about {key}\n{key}:\n"));
+        let by = if reworded.contains(key) {
+            ", reworded upstream"
+        } else {
+            ""
+        };
+        out.push_str(&format!("# about {key}{by}\n{key}:\n"));
         for (child, value) in children {
             out.push_str(&format!("  {child}: {value} # keep me\n"));
         }
@@ -263,29 +358,137 @@ fn yaml_doc(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// The YAML key merge keeps every key one side added, and what it returns parses.
+    /// The YAML key merge keeps every key one side added, what it returns parses, a comment
+    /// upstream reworded above a key the app changed merges without conflict, and a value both
+    /// sides changed differently is a local conflict holding that key's line alone.
     #[test]
     fn structured_yaml_merge_keeps_one_sided_keys(
         base in prop::collection::btree_map("[a-d]", prop::collection::btree_map("[p-s]", 0u8..3, 0..3), 0..4),
         ours_add in prop::collection::btree_map("[a-d]", ("o[p-s]", 0u8..3), 0..3),
         theirs_add in prop::collection::btree_map("[a-d]", ("t[p-s]", 0u8..3), 0..3),
+        ours_set in prop::collection::btree_map(("[a-d]", "[p-s]"), 3u8..6, 0..3),
+        theirs_set in prop::collection::btree_map(("[a-d]", "[p-s]"), 3u8..6, 0..3),
+        reworded in prop::collection::btree_set("[a-d]", 0..3),
+        diff3 in any::<bool>(),
     ) {
-        let side = |adds: &std::collections::BTreeMap<String, (String, u8)>| {
+        let side = |adds: &BTreeMap<String, (String, u8)>, sets: &BTreeMap<(String, String), u8>| {
             let mut doc = base.clone();
+            for ((key, child), value) in sets {
+                if let Some(old) = doc.get_mut(key).and_then(|c| c.get_mut(child)) {
+                    *old = *value;
+                }
+            }
             for (key, (child, value)) in adds {
                 doc.entry(key.clone()).or_default().insert(child.clone(), *value);
             }
             doc
         };
-        let (ours, theirs) = (side(&ours_add), side(&theirs_add));
-        let merged = uplift_merge::merge_yaml(&yaml_doc(&base), &yaml_doc(&ours), &yaml_doc(&theirs));
-        if let Some(merged) = merged {
-            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Yaml, &merged.content).is_ok(), "{}", merged.content);
-            let value: serde_yaml::Value = serde_yaml::from_str(&merged.content).unwrap();
-            for (key, (child, _)) in ours_add.iter().chain(&theirs_add) {
-                prop_assert!(value[key.as_str()].get(child.as_str()).is_some(), "{key}.{child} lost: {}", merged.content);
+        let (ours, theirs) = (side(&ours_add, &ours_set), side(&theirs_add, &theirs_set));
+        let options = TextOptions {
+            style: if diff3 { ConflictStyle::Diff3 } else { ConflictStyle::Merge },
+            ..TextOptions::default()
+        };
+        let none = BTreeSet::new();
+        // Upstream rewords comments of keys the base has (two different comments added above a
+        // key both sides added are a genuine conflict).
+        let reworded: BTreeSet<String> = reworded.into_iter().filter(|k| base.contains_key(k)).collect();
+        let merged = uplift_merge::merge_yaml(
+            &yaml_doc(&base, &none),
+            &yaml_doc(&ours, &none),
+            &yaml_doc(&theirs, &reworded),
+            &options,
+        );
+        let Some(merged) = merged else {
+            // Only a document without any key is not a mapping to merge.
+            prop_assert!(base.is_empty() || ours.is_empty() || theirs.is_empty());
+            return Ok(());
+        };
+        let mut expected = BTreeSet::new();
+        for (key, children) in &base {
+            for (child, value) in children {
+                let (o, t) = (ours[key][child], theirs[key][child]);
+                if o != *value && t != *value && o != t {
+                    expected.insert(format!("{key}.{child}"));
+                }
             }
-            prop_assert!(merged.content.matches("# keep me").count() >= base.values().map(|c| c.len()).sum::<usize>());
         }
+        let conflicts: BTreeSet<String> = merged.conflicts.iter().cloned().collect();
+        prop_assert_eq!(&conflicts, &expected, "{}", merged.content);
+        for line in conflicted_lines(&merged.content) {
+            prop_assert!(
+                expected.iter().any(|path| {
+                    let child = path.rsplit('.').next().unwrap_or_default();
+                    line.starts_with(&format!("  {child}: ")) && line.ends_with(" # keep me")
+                }),
+                "line {line:?} is not a conflicting key: {}", merged.content
+            );
+        }
+        if expected.is_empty() {
+            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Yaml, &merged.content).is_ok(), "{}", merged.content);
+        }
+        for pick in [Pick::Ours, Pick::Theirs] {
+            let resolved = resolve(&merged.content, pick);
+            prop_assert!(uplift_merge::check(uplift_merge::FileKind::Yaml, &resolved).is_ok(), "{}", resolved);
+            let value: serde_yaml::Value = serde_yaml::from_str(&resolved).unwrap();
+            for (key, (child, _)) in ours_add.iter().chain(&theirs_add) {
+                prop_assert!(value[key.as_str()].get(child.as_str()).is_some(), "{key}.{child} lost: {}", resolved);
+            }
+            for (key, children) in &base {
+                for child in children.keys() {
+                    let picked = match pick { Pick::Ours => &ours, Pick::Theirs => &theirs };
+                    let want = if expected.contains(&format!("{key}.{child}")) {
+                        picked[key][child]
+                    } else if ours[key][child] != children[child] {
+                        ours[key][child]
+                    } else {
+                        theirs[key][child]
+                    };
+                    prop_assert_eq!(value[key.as_str()][child.as_str()].as_u64(), Some(u64::from(want)), "{}", resolved);
+                }
+            }
+            // Upstream's rewording is there, whatever the app changed below it.
+            for key in &reworded {
+                prop_assert!(resolved.contains(&format!("# about {key}, reworded upstream\n")), "{}", resolved);
+            }
+            prop_assert!(resolved.matches("# keep me").count() >= base.values().map(|c| c.len()).sum::<usize>());
+        }
+    }
+}
+
+fn crlf(text: &str) -> String {
+    text.replace('\n', "\r\n")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Line endings: an app whose files use CRLF merges exactly as the same app with LF files,
+    /// written back with CRLF (the template stays LF), with the same actions and conflicts.
+    #[test]
+    fn a_crlf_app_merges_like_its_lf_self(
+        name in prop::sample::select(vec!["f", "f.json", "f.yaml", "Dockerfile"]),
+        base in text(),
+        ours in text(),
+        theirs in prop::option::weighted(0.9, text()),
+    ) {
+        let path = RelPath::new(name).unwrap();
+        let tree = |text: Option<&String>| -> Tree {
+            text.map(|t| (path.clone(), FileEntry::regular(t.as_bytes()))).into_iter().collect()
+        };
+        let (base_tree, theirs_tree) = (tree(Some(&base)), tree(theirs.as_ref()));
+        let (ours_lf, ours_crlf) = (tree(Some(&ours)), tree(Some(&crlf(&ours))));
+        let lf = merge_trees(&base_tree, &theirs_tree, &ours_lf, &MergeOptions::default());
+        let windows = merge_trees(&base_tree, &theirs_tree, &ours_crlf, &MergeOptions::default());
+        let conflicts = |outcome: &uplift_merge::MergeOutcome| -> Vec<usize> {
+            outcome.files.iter().map(|f| f.conflicts).collect()
+        };
+        prop_assert_eq!(conflicts(&windows), conflicts(&lf));
+        let result = |tree: &Tree, outcome: &uplift_merge::MergeOutcome| -> Option<String> {
+            apply_changes(tree, &outcome.changes)
+                .get(&path)
+                .map(|e| String::from_utf8(e.content.to_vec()).unwrap())
+        };
+        let expected = result(&ours_lf, &lf).map(|text| if ours.contains('\n') { crlf(&text) } else { text });
+        prop_assert_eq!(result(&ours_crlf, &windows), expected);
     }
 }

@@ -1,0 +1,152 @@
+//! The merges that know a file's structure, tried where the line merge conflicts (or gives an
+//! invalid file): JSON and YAML key by key, and a Dockerfile's `FROM` lines by version.
+//!
+//! Each returns the whole file, the number of conflicts left in it (a conflicting key is one
+//! conflict, its lines alone in markers) and the notes the plan shows as the reason.
+
+use uplift_tree::RelPath;
+
+use crate::json::merge_json;
+use crate::text::{TextOptions, merge_text_settling, settle_line_by_line};
+use crate::validate::FileKind;
+use crate::versions::{docker_from, keep_higher};
+use crate::yaml::merge_yaml;
+
+/// A structured merge of one file. With conflicts, the caller puts their count first in the
+/// reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Structured {
+    pub(crate) content: String,
+    pub(crate) conflicts: usize,
+    /// The plan's reason, one note per decision.
+    pub(crate) notes: Vec<String>,
+}
+
+/// `None` when no structured merge applies or it cannot do better than the line merge.
+pub(crate) fn merge_structured(
+    path: &RelPath,
+    kind: FileKind,
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    options: &TextOptions,
+) -> Option<Structured> {
+    let (content, decisions, conflicts) = match kind {
+        FileKind::Json => {
+            let merged = merge_json(base, ours, theirs, options)?;
+            (merged.content, merged.decisions, merged.conflicts)
+        }
+        FileKind::Yaml => {
+            let merged = merge_yaml(base, ours, theirs, options)?;
+            (merged.content, merged.decisions, merged.conflicts)
+        }
+        FileKind::Text if is_dockerfile(path) => {
+            return merge_dockerfile(base, ours, theirs, options);
+        }
+        FileKind::Text => return None,
+    };
+    let mut notes = Vec::new();
+    if conflicts.is_empty() {
+        notes.push("merged key by key".to_string());
+    } else {
+        let keys: Vec<String> = conflicts.iter().map(|key| format!("`{key}`")).collect();
+        // Follows the caller's "N conflicting regions between your changes and upstream's".
+        notes.push(format!(
+            "in {} {}; everything else merged key by key",
+            if conflicts.len() == 1 { "key" } else { "keys" },
+            keys.join(", ")
+        ));
+    }
+    notes.extend(decisions);
+    Some(Structured {
+        content,
+        conflicts: conflicts.len(),
+        notes,
+    })
+}
+
+/// `Dockerfile`, `Dockerfile.dev`, `app.Dockerfile`.
+fn is_dockerfile(path: &RelPath) -> bool {
+    let name = path.file_name();
+    name == "Dockerfile" || name.starts_with("Dockerfile.") || name.ends_with(".Dockerfile")
+}
+
+/// The line merge, where a `FROM image:tag` both sides bumped keeps the higher tag.
+fn merge_dockerfile(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    options: &TextOptions,
+) -> Option<Structured> {
+    let mut decisions = Vec::new();
+    let mut from_rule = |_: &str, ours: &str, theirs: &str| -> Option<(String, String)> {
+        let kept = keep_higher("FROM", ours.trim(), theirs.trim(), docker_from)?;
+        let indent = &ours[..ours.len() - ours.trim_start().len()];
+        Some((format!("{indent}{}", kept.value), kept.decision))
+    };
+    let mut settle = |b: &[&str], o: &[&str], t: &[&str]| {
+        let (text, decided) = settle_line_by_line(b, o, t, &mut from_rule)?;
+        decisions.extend(decided);
+        Some(text)
+    };
+    let merged = merge_text_settling(base, ours, theirs, options, &mut settle);
+    if decisions.is_empty() {
+        return None;
+    }
+    Some(Structured {
+        content: merged.content,
+        conflicts: merged.conflicts,
+        notes: decisions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const DOCKERFILE: &str =
+        "# the backend image\nFROM node:20-bookworm-slim\n\nENV PYTHON=/usr/bin/python3\n";
+
+    #[test]
+    fn both_sides_bumping_the_base_image_keep_the_higher_tag() {
+        let path = RelPath::new("packages/backend/Dockerfile").unwrap();
+        let ours = DOCKERFILE.replace("node:20", "node:22.11");
+        let theirs = DOCKERFILE.replace("node:20", "node:24");
+        let merged = merge_structured(
+            &path,
+            FileKind::Text,
+            DOCKERFILE,
+            &ours,
+            &theirs,
+            &TextOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(merged.conflicts, 0);
+        assert_eq!(merged.content, theirs);
+        assert_eq!(
+            merged.notes,
+            [
+                "FROM: kept upstream's \"FROM node:24-bookworm-slim\" (higher than \"FROM node:22.11-bookworm-slim\")"
+            ]
+        );
+        // Another variant, or a file that is not a Dockerfile: no rule.
+        let other = DOCKERFILE.replace("node:20-bookworm-slim", "node:24-alpine");
+        let options = TextOptions::default();
+        assert!(
+            merge_structured(&path, FileKind::Text, DOCKERFILE, &ours, &other, &options).is_none()
+        );
+        let readme = RelPath::new("README.md").unwrap();
+        assert!(
+            merge_structured(
+                &readme,
+                FileKind::Text,
+                DOCKERFILE,
+                &ours,
+                &theirs,
+                &options
+            )
+            .is_none()
+        );
+    }
+}
