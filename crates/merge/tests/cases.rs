@@ -1,4 +1,5 @@
-//! Merge cases as folders: `fixtures/merge/<case>/{base,ours,theirs,expected}/<file>`.
+//! Merge cases as folders: `fixtures/merge/<case>/{base,ours,theirs,expected}/<file>`, and
+//! optionally `<case>/reason`: the plan's reason for the file, exactly.
 //!
 //! Each case conflicts under plain `git merge-file` (checked here too) and must merge cleanly,
 //! to exactly `expected`, under Uplift.
@@ -60,6 +61,13 @@ fn every_case_merges_cleanly_where_git_merge_file_conflicts() {
             expected,
             "{label}"
         );
+        if let Ok(reason) = std::fs::read_to_string(case.join("reason")) {
+            assert_eq!(
+                outcome.files[0].reason.as_deref(),
+                Some(reason.trim_end()),
+                "{label}"
+            );
+        }
 
         let scratch = tempfile::tempdir().unwrap();
         let ours_copy = scratch.path().join("ours");
@@ -117,4 +125,92 @@ fn a_merge_that_breaks_json_is_a_conflict_not_a_clean_merge() {
             assert!(reason.contains("duplicate key \"b\""), "{reason}");
         }
     }
+}
+
+fn one_file(name: &str, text: &str) -> Tree {
+    [(
+        RelPath::new(name).unwrap(),
+        FileEntry::regular(text.as_bytes()),
+    )]
+    .into_iter()
+    .collect()
+}
+
+#[test]
+fn one_conflicting_key_among_merged_ones_is_one_conflict_in_the_plan() {
+    // Both sides changed `scripts.start`; each added a different dependency.
+    let base = "{\n  \"name\": \"root\",\n  \"scripts\": {\n    \"start\": \"backstage-cli repo start\",\n    \"tsc\": \"tsc\"\n  },\n  \"dependencies\": {\n    \"@backstage/cli\": \"^0.34.0\"\n  }\n}\n";
+    let ours = base
+        .replace("repo start\"", "repo start --inspect\"")
+        .replace(
+            "\"@backstage/cli\": \"^0.34.0\"",
+            "\"@acme/lint\": \"^1.0.0\",\n    \"@backstage/cli\": \"^0.34.0\"",
+        );
+    let theirs = base
+        .replace("repo start\"", "repo start --require ./otel.js\"")
+        .replace(
+            "\"@backstage/cli\": \"^0.34.0\"",
+            "\"@backstage/cli\": \"^0.34.0\",\n    \"@backstage/e2e-test-utils\": \"^0.1.1\"",
+        );
+    let outcome = merge_trees(
+        &one_file("package.json", base),
+        &one_file("package.json", &theirs),
+        &one_file("package.json", &ours),
+        &MergeOptions::default(),
+    );
+    let summary = uplift_merge::Summary::of(&outcome.files);
+    assert_eq!((summary.conflict, summary.conflicts), (1, 1));
+    assert_eq!(
+        outcome.files[0].reason.as_deref(),
+        Some(
+            "1 conflicting region between your changes and upstream's; in key `scripts.start`; everything else merged key by key"
+        )
+    );
+    let Change::Write { entry, .. } = &outcome.changes[0] else {
+        panic!("no write")
+    };
+    assert_eq!(
+        std::str::from_utf8(&entry.content).unwrap(),
+        "{\n  \"name\": \"root\",\n  \"scripts\": {\n<<<<<<< app\n    \"start\": \"backstage-cli repo start --inspect\",\n=======\n    \"start\": \"backstage-cli repo start --require ./otel.js\",\n>>>>>>> upstream\n    \"tsc\": \"tsc\"\n  },\n  \"dependencies\": {\n    \"@acme/lint\": \"^1.0.0\",\n    \"@backstage/cli\": \"^0.34.0\",\n    \"@backstage/e2e-test-utils\": \"^0.1.1\"\n  }\n}\n"
+    );
+}
+
+#[test]
+fn an_app_with_crlf_files_merges_against_an_lf_template() {
+    let base = "app:\n  title: Portal\n\nbackend:\n  listen:\n    port: 7007\n";
+    let theirs = base.replace("port: 7007", "port: 7007\n    host: 0.0.0.0");
+    // The app changed only the endings of one file, and a value of another.
+    let crlf = |text: &str| text.replace('\n', "\r\n");
+    let tree = |a: &str, b: &str| -> Tree {
+        [("a.yaml", a), ("b.yaml", b)]
+            .into_iter()
+            .map(|(name, text)| {
+                (
+                    RelPath::new(name).unwrap(),
+                    FileEntry::regular(text.as_bytes()),
+                )
+            })
+            .collect()
+    };
+    let ours = tree(&crlf(base), &crlf(&base.replace("Portal", "Acme")));
+    let outcome = merge_trees(
+        &tree(base, base),
+        &tree(&theirs, &theirs),
+        &ours,
+        &MergeOptions::default(),
+    );
+    let actions: Vec<Action> = outcome.files.iter().map(|f| f.action).collect();
+    assert_eq!(actions, [Action::Update, Action::Merge]);
+    let written: Vec<String> = outcome
+        .changes
+        .iter()
+        .map(|change| match change {
+            Change::Write { entry, .. } => String::from_utf8(entry.content.to_vec()).unwrap(),
+            Change::Delete { path } => panic!("deleted {path}"),
+        })
+        .collect();
+    assert_eq!(
+        written,
+        [crlf(&theirs), crlf(&theirs.replace("Portal", "Acme"))]
+    );
 }
