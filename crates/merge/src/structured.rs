@@ -49,12 +49,10 @@ pub(crate) fn merge_structured(
     if conflicts.is_empty() {
         notes.push("merged key by key".to_string());
     } else {
-        let keys: Vec<String> = conflicts.iter().map(|key| format!("`{key}`")).collect();
         // Follows the caller's "N conflicting regions between your changes and upstream's".
         notes.push(format!(
-            "in {} {}; everything else merged key by key",
-            if conflicts.len() == 1 { "key" } else { "keys" },
-            keys.join(", ")
+            "in {}; everything else merged key by key",
+            conflict_locations(&conflicts)
         ));
     }
     notes.extend(decisions);
@@ -63,6 +61,21 @@ pub(crate) fn merge_structured(
         conflicts: conflicts.len(),
         notes,
     })
+}
+
+/// "key `a.b`", "keys `a`, `b`", and other locations (which are words) after them.
+fn conflict_locations(conflicts: &[String]) -> String {
+    let (keys, others): (Vec<&String>, Vec<&String>) = conflicts
+        .iter()
+        .partition(|location| !location.contains(' '));
+    let mut parts = Vec::new();
+    if !keys.is_empty() {
+        let names: Vec<String> = keys.iter().map(|key| format!("`{key}`")).collect();
+        let noun = if keys.len() == 1 { "key" } else { "keys" };
+        parts.push(format!("{noun} {}", names.join(", ")));
+    }
+    parts.extend(others.into_iter().cloned());
+    parts.join(" and ")
 }
 
 /// `Dockerfile`, `Dockerfile.dev`, `app.Dockerfile`.
@@ -147,6 +160,46 @@ mod tests {
                 &options
             )
             .is_none()
+        );
+    }
+
+    #[test]
+    fn conflict_locations_name_keys_and_other_places() {
+        let one =
+            |l: &[&str]| conflict_locations(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(one(&["scripts.start"]), "key `scripts.start`");
+        assert_eq!(
+            one(&["a", "the lines at the top of the file", "b.c"]),
+            "keys `a`, `b.c` and the lines at the top of the file"
+        );
+    }
+
+    #[test]
+    fn a_yaml_file_with_a_conflicting_key_says_which() {
+        let path = RelPath::new("app-config.yaml").unwrap();
+        let base = "app:\n  title: Portal\norganization:\n  name: My Company\n";
+        let ours = base
+            .replace("Portal", "Acme")
+            .replace("My Company", "Acme Corp");
+        let theirs = base.replace("Portal", "Backstage");
+        let merged = merge_structured(
+            &path,
+            FileKind::Yaml,
+            base,
+            &ours,
+            &theirs,
+            &TextOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(merged.conflicts, 1);
+        assert_eq!(
+            merged.notes,
+            ["in key `app.title`; everything else merged key by key"]
+        );
+        assert!(
+            merged
+                .content
+                .ends_with(">>>>>>> upstream\norganization:\n  name: Acme Corp\n")
         );
     }
 }

@@ -17,7 +17,8 @@ use saphyr_parser::{Event, Parser};
 use crate::text::{TextOptions, conflict_block, merge_text_settling, settle_line_by_line};
 use crate::versions::{keep_higher, release_path};
 
-/// A key merge: the text, what it decided, and the keys left in conflict markers (dotted paths).
+/// A key merge: the text, what it decided, and where conflict markers were left: the keys'
+/// dotted paths (or, for comments before a mapping's first key, words saying so).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlMerge {
     pub content: String,
@@ -207,10 +208,11 @@ impl Merge<'_> {
             false => split(base)?,
         };
         let (ours, theirs) = (split(ours)?, split(theirs)?);
+        // Not a key: a location with words (see `structured`).
         let where_header = if prefix.is_empty() {
-            "the top of the file".to_string()
+            "the lines at the top of the file".to_string()
         } else {
-            format!("{prefix} (before its first key)")
+            format!("the lines above the first key of `{prefix}`")
         };
         let header = self.lines(&base.header, &ours.header, &theirs.header, &where_header);
         // The app's keys in the app's order; upstream's other keys (new ones, and those the app
@@ -290,7 +292,9 @@ impl Merge<'_> {
                 .as_ref()
                 .and_then(|_| self.mapping(base_body, ours_body, theirs_body, path));
             if let (Some(key_line), Some(body)) = (key_line, body) {
-                self.decisions.push(format!("merged `{path}` key by key"));
+                if self.conflicts.len() == conflicts {
+                    self.decisions.push(format!("merged `{path}` key by key"));
+                }
                 return key_line + &body;
             }
             self.decisions.truncate(decided);
