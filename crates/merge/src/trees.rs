@@ -9,6 +9,7 @@ use crate::rename::detect_renames;
 use crate::structured::merge_structured;
 use crate::text::{TextOptions, merge_text};
 use crate::validate::{FileKind, check};
+use crate::versions::release_files_of_one_thing;
 use crate::{Action, FilePlan};
 
 /// Options of a tree merge.
@@ -76,7 +77,8 @@ pub fn merge_trees(
     ours: &Tree,
     options: &MergeOptions,
 ) -> MergeOutcome {
-    let renames = detect_renames(base, theirs, options.rename_threshold);
+    let mut renames = detect_renames(base, theirs, options.rename_threshold);
+    renames.retain(|r| !release_files_of_one_thing(r.from.as_str(), r.to.as_str()));
     let renamed_to: BTreeMap<&RelPath, &RelPath> =
         renames.iter().map(|r| (&r.to, &r.from)).collect();
     let renamed_from: BTreeSet<&RelPath> = renames.iter().map(|r| &r.from).collect();

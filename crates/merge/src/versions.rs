@@ -123,6 +123,15 @@ pub(crate) fn release_path(value: &str) -> Option<Versioned> {
     })
 }
 
+/// Two paths of one release file at different versions (`.yarn/releases/yarn-4.4.1.cjs` and
+/// `…/yarn-4.13.0.cjs`): upstream replaced a release, it did not rename a file the app owns.
+pub(crate) fn release_files_of_one_thing(from: &str, to: &str) -> bool {
+    match (release_path(from), release_path(to)) {
+        (Some(from), Some(to)) => from.identity == to.identity && from.version != to.version,
+        _ => false,
+    }
+}
+
 /// A Dockerfile `FROM [--flag…] image:tag [AS name]` whose tag starts with a version
 /// (`node:20-bookworm-slim`): the identity is everything but that version, so `-bookworm-slim`
 /// against `-alpine` are different things. Digests and tags without a version do not read.
@@ -224,6 +233,19 @@ mod tests {
             kept("\"a/yarn-4.5.0.cjs\"", "a/yarn-4.13.0.cjs", release_path),
             None
         );
+    }
+
+    #[test]
+    fn release_files_of_one_tool_at_two_versions_are_not_a_rename() {
+        assert!(release_files_of_one_thing(
+            ".yarn/releases/yarn-4.4.1.cjs",
+            ".yarn/releases/yarn-4.13.0.cjs"
+        ));
+        assert!(!release_files_of_one_thing(
+            "a/yarn-4.4.1.cjs",
+            "b/yarn-4.13.0.cjs"
+        ));
+        assert!(!release_files_of_one_thing("src/index.ts", "src/main.ts"));
     }
 
     #[test]

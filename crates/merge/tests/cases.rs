@@ -214,3 +214,73 @@ fn an_app_with_crlf_files_merges_against_an_lf_template() {
         [crlf(&theirs), crlf(&theirs.replace("Portal", "Acme"))]
     );
 }
+
+#[test]
+fn both_sides_bumping_yarn_get_upstreams_release_file_next_to_the_merged_yarnpath() {
+    // A release file named by its version is replaced, not renamed: when the app bumped yarn
+    // too (deleting the old release), upstream's new release must still be written.
+    let release = |version: &str| format!(".yarn/releases/yarn-{version}.cjs");
+    let bundle = |version: &str| -> String {
+        // Releases share most of their code.
+        let code: String = (0..200)
+            .map(|line| format!("module{line}.run();\n"))
+            .collect();
+        format!("const version = '{version}';\n{code}")
+    };
+    let yarnrc = |plugins: bool, version: &str| -> String {
+        let plugins = if plugins {
+            "plugins:\n  - path: .yarn/plugins/@yarnpkg/plugin-backstage.cjs\n\n"
+        } else {
+            ""
+        };
+        format!(
+            "nodeLinker: node-modules\n\n{plugins}yarnPath: {}\n",
+            release(version)
+        )
+    };
+    let tree = |files: Vec<(String, String)>| -> Tree {
+        files
+            .into_iter()
+            .map(|(path, text)| {
+                (
+                    RelPath::new(path).unwrap(),
+                    FileEntry::regular(text.into_bytes()),
+                )
+            })
+            .collect()
+    };
+    let base = tree(vec![
+        (".yarnrc.yml".into(), yarnrc(false, "4.4.1")),
+        (release("4.4.1"), bundle("4.4.1")),
+    ]);
+    let theirs = tree(vec![
+        (".yarnrc.yml".into(), yarnrc(false, "4.13.0")),
+        (release("4.13.0"), bundle("4.13.0")),
+    ]);
+    let ours = tree(vec![
+        (".yarnrc.yml".into(), yarnrc(true, "4.5.0")),
+        (release("4.5.0"), bundle("4.5.0")),
+    ]);
+    let outcome = merge_trees(&base, &theirs, &ours, &MergeOptions::default());
+    let summary = uplift_merge::Summary::of(&outcome.files);
+    assert_eq!(summary.conflict, 0, "{:#?}", outcome.files);
+    let written: Vec<(&str, String)> = outcome
+        .changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Write { path, entry } => Some((
+                path.as_str(),
+                String::from_utf8(entry.content.to_vec()).unwrap(),
+            )),
+            Change::Delete { .. } => None,
+        })
+        .collect();
+    assert!(
+        written.contains(&(".yarnrc.yml", yarnrc(true, "4.13.0"))),
+        "{written:?}"
+    );
+    assert!(
+        written.iter().any(|(path, _)| *path == release("4.13.0")),
+        "{written:?}"
+    );
+}
