@@ -292,13 +292,15 @@ proptest! {
             style: if diff3 { ConflictStyle::Diff3 } else { ConflictStyle::Merge },
             ..TextOptions::default()
         };
-        let merged = uplift_merge::merge_json(
-            &json_doc(&base, nested),
-            &json_doc(&ours, nested),
-            &json_doc(&theirs, nested),
-            &options,
-        )
-        .expect("objects always merge, with local conflicts at worst");
+        let (b, o, t) = (json_doc(&base, nested), json_doc(&ours, nested), json_doc(&theirs, nested));
+        // merge(b, b, t) = t, merge(b, o, b) = o, merge(b, x, x) = x, also key by key.
+        for (x, y, want) in [(&b, &t, &t), (&o, &b, &o), (&o, &o, &o)] {
+            let merged = uplift_merge::merge_json(&b, x, y, &options).unwrap();
+            prop_assert_eq!(&merged.content, want);
+            prop_assert!(merged.conflicts.is_empty());
+        }
+        let merged = uplift_merge::merge_json(&b, &o, &t, &options)
+            .expect("objects always merge, with local conflicts at worst");
         // Only a nested dependency map decides bumps; in a plain object a key both sides changed
         // differently is a genuine conflict, and only such keys are.
         let expected: BTreeSet<String> = if nested {
@@ -392,12 +394,16 @@ proptest! {
         // Upstream rewords comments of keys the base has (two different comments added above a
         // key both sides added are a genuine conflict).
         let reworded: BTreeSet<String> = reworded.into_iter().filter(|k| base.contains_key(k)).collect();
-        let merged = uplift_merge::merge_yaml(
-            &yaml_doc(&base, &none),
-            &yaml_doc(&ours, &none),
-            &yaml_doc(&theirs, &reworded),
-            &options,
-        );
+        let (b, o, t) = (yaml_doc(&base, &none), yaml_doc(&ours, &none), yaml_doc(&theirs, &reworded));
+        // merge(b, b, t) = t, merge(b, o, b) = o, merge(b, x, x) = x, also key by key.
+        if !base.is_empty() && !ours.is_empty() && !theirs.is_empty() {
+            for (x, y, want) in [(&b, &t, &t), (&o, &b, &o), (&o, &o, &o)] {
+                let merged = uplift_merge::merge_yaml(&b, x, y, &options).unwrap();
+                prop_assert_eq!(&merged.content, want);
+                prop_assert!(merged.conflicts.is_empty());
+            }
+        }
+        let merged = uplift_merge::merge_yaml(&b, &o, &t, &options);
         let Some(merged) = merged else {
             // Only a document without any key is not a mapping to merge.
             prop_assert!(base.is_empty() || ours.is_empty() || theirs.is_empty());
@@ -490,5 +496,35 @@ proptest! {
         };
         let expected = result(&ours_lf, &lf).map(|text| if ours.contains('\n') { crlf(&text) } else { text });
         prop_assert_eq!(result(&ours_crlf, &windows), expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `packageManager` both sides changed: the higher version of one package manager, never a
+    /// choice across two of them (then a local conflict).
+    #[test]
+    fn a_version_both_sides_bumped_keeps_the_higher_of_one_name(
+        ours in (prop::sample::select(vec!["yarn", "pnpm"]), 0u64..20, 0u64..20, 0u64..20),
+        theirs in (prop::sample::select(vec!["yarn", "pnpm"]), 0u64..20, 0u64..20, 0u64..20),
+    ) {
+        let doc = |value: &str| format!("{{\n  \"name\": \"app\",\n  \"packageManager\": \"{value}\"\n}}\n");
+        let value = |(name, a, b, c): (&str, u64, u64, u64)| format!("{name}@{a}.{b}.{c}");
+        let (o, t) = (value(ours), value(theirs));
+        let base = doc("yarn@3.0.0-rc.1");
+        let merged = uplift_merge::merge_json(&base, &doc(&o), &doc(&t), &TextOptions::default()).unwrap();
+        let higher = |x: (&str, u64, u64, u64)| (x.1, x.2, x.3);
+        if o == t {
+            prop_assert_eq!(merged.content, doc(&o));
+        } else if ours.0 == theirs.0 {
+            let want = if higher(theirs) > higher(ours) { &t } else { &o };
+            prop_assert_eq!(merged.content, doc(want));
+            prop_assert_eq!(merged.decisions.len(), 1);
+            let said = format!("\"{want}\" (higher than");
+            prop_assert!(merged.decisions[0].contains(&said), "{:?}", merged.decisions);
+        } else {
+            prop_assert_eq!(merged.conflicts, ["packageManager"]);
+        }
     }
 }
