@@ -528,3 +528,71 @@ proptest! {
         }
     }
 }
+
+/// Lines that look like pieces of YAML, JSON and Dockerfiles, endings of both kinds included.
+fn structured_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "a:",
+            "  b: 1",
+            "  b: 2",
+            "    c: x",
+            "# note",
+            "  # note",
+            "",
+            "- x",
+            "  - y",
+            "{",
+            "}",
+            "  \"k\": 1,",
+            "  \"k\": 2",
+            "[",
+            "]",
+            "yarnPath: .yarn/releases/yarn-4.5.0.cjs",
+            "yarnPath: .yarn/releases/yarn-4.13.0.cjs",
+            "FROM node:20-bookworm-slim",
+            "FROM node:22-bookworm-slim",
+            "---",
+            "a: {b: 1}",
+            "a: [1, 2]",
+            "\"packageManager\": \"yarn@4.5.0\"",
+        ]),
+        0..10,
+    )
+    .prop_flat_map(|lines| {
+        (Just(lines), any::<bool>()).prop_map(|(lines, crlf)| {
+            let end = if crlf { "\r\n" } else { "\n" };
+            lines.iter().map(|l| format!("{l}{end}")).collect()
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// No input makes the structured merges panic, and a clean result of a JSON/YAML file parses.
+    #[test]
+    fn structured_merges_never_panic_and_clean_results_parse(
+        name in prop::sample::select(vec!["f.json", "f.yaml", "Dockerfile"]),
+        base in structured_text(),
+        ours in structured_text(),
+        theirs in structured_text(),
+    ) {
+        let path = RelPath::new(name).unwrap();
+        let tree = |text: &String| -> Tree {
+            [(path.clone(), FileEntry::regular(text.as_bytes()))].into_iter().collect()
+        };
+        let outcome = merge_trees(&tree(&base), &tree(&theirs), &tree(&ours), &MergeOptions::default());
+        let kind = match name {
+            "f.json" => uplift_merge::FileKind::Json,
+            "f.yaml" => uplift_merge::FileKind::Yaml,
+            _ => uplift_merge::FileKind::Text,
+        };
+        // Nothing is planned where upstream changed nothing.
+        if outcome.files.first().map(|f| f.action) == Some(uplift_merge::Action::Merge) {
+            let merged = apply_changes(&tree(&ours), &outcome.changes);
+            let text = String::from_utf8(merged.get(&path).unwrap().content.to_vec()).unwrap();
+            prop_assert!(uplift_merge::check(kind, &text.replace("\r\n", "\n")).is_ok(), "{}", text);
+        }
+    }
+}
