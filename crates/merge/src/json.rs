@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use similar::{MergeResolution, TextMerge};
 
 use crate::text::{TextOptions, conflict_block};
-use crate::versions::{self, keep_higher};
+use crate::versions::{self, Versioned, keep_higher};
 
 /// Keys whose values map package names to version ranges.
 const DEPENDENCY_MAPS: &[&str] = &[
@@ -214,14 +214,7 @@ impl Merge {
             return merge_dependency(path, base, ours, theirs, &mut self.decisions);
         }
         if let (Some(Value::String(o)), Some(Value::String(t))) = (ours, theirs) {
-            let read = match path.as_slice() {
-                [key] if key == "packageManager" => {
-                    Some(versions::package_manager as fn(&str) -> _)
-                }
-                [engines, _] if engines == "engines" => Some(versions::range as fn(&str) -> _),
-                _ => None,
-            };
-            let kept = read.and_then(|read| keep_higher(&path.join("."), o, t, read))?;
+            let kept = keep_higher(&path.join("."), o, t, version_reader(path)?)?;
             self.decisions.push(kept.decision);
             return Some(Some(Value::String(kept.value.to_string())));
         }
@@ -300,6 +293,15 @@ impl Merge {
             path.pop();
         }
         merged
+    }
+}
+
+/// Keys whose values name a version: `packageManager` (`yarn@4.5.0`), `engines.*` (ranges).
+fn version_reader(path: &[String]) -> Option<fn(&str) -> Option<Versioned>> {
+    match path {
+        [key] if key == "packageManager" => Some(versions::package_manager),
+        [engines, _] if engines == "engines" => Some(versions::range),
+        _ => None,
     }
 }
 

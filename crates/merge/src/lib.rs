@@ -6,7 +6,10 @@
 //!
 //! [`merge_trees`] decides one [`Action`] per path (recorded as a [`FilePlan`]) and returns the
 //! [`Change`]s that make the app's tree. Text is merged on `similar`'s three-way merge regions
-//! ([`merge_text`]); binary files, symlinks, lockfiles and modes follow their own rules.
+//! ([`merge_text`]); binary files, symlinks, lockfiles and modes follow their own rules. Where
+//! lines conflict, JSON and YAML merge key by key ([`merge_json`], [`merge_yaml`]: a key they
+//! cannot decide is a conflict of its own) and Dockerfiles by their `FROM` versions. Texts whose
+//! lines all end in CRLF are merged as LF lines and written back in the app's endings.
 //!
 //! [`Change`]: uplift_tree::Change
 
