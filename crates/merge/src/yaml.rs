@@ -199,13 +199,15 @@ struct Merge<'o> {
 impl Merge<'_> {
     /// `None` when a side is not a block mapping this module can split.
     fn mapping(&mut self, base: &str, ours: &str, theirs: &str, prefix: &str) -> Option<String> {
-        // A mapping both sides added has no base: it merges as if it had been empty.
-        let base = match base.lines().all(is_comment_or_blank) {
-            true => Split {
+        // A key both sides added has no base: its mapping merges as if it had been empty (as in
+        // `json`). A whole file both sides added stays the caller's add/add conflict.
+        let base = if !prefix.is_empty() && base.lines().all(is_comment_or_blank) {
+            Split {
                 header: base.to_string(),
                 entries: Vec::new(),
-            },
-            false => split(base)?,
+            }
+        } else {
+            split(base)?
         };
         let (ours, theirs) = (split(ours)?, split(theirs)?);
         // Not a key: a location with words (see `structured`).
@@ -303,7 +305,7 @@ impl Merge<'_> {
         self.conflict(base, ours, theirs, path)
     }
 
-    /// Lines before the first key (or between keys): merged as text, or one conflict.
+    /// The lines before a mapping's first key: merged as text, or one conflict.
     fn lines(&mut self, base: &str, ours: &str, theirs: &str, location: &str) -> String {
         match self.clean(base, ours, theirs) {
             Some(text) => text,
@@ -447,6 +449,20 @@ mod tests {
             merge_yaml(base, &ours, &theirs).unwrap().conflicts,
             ["yarnPath"]
         );
+    }
+
+    #[test]
+    fn a_key_both_sides_added_merges_key_by_key_but_a_file_both_added_does_not() {
+        let base = "app:\n  title: Portal\n";
+        let ours = format!("{base}auth:\n  providers:\n    github: {{}}\n");
+        let theirs = format!("{base}auth:\n  session:\n    secret: x\n");
+        let merged = merge_yaml(base, &ours, &theirs).unwrap();
+        assert_eq!(
+            merged.content,
+            // Upstream's key has no upstream neighbour before it: it goes first.
+            format!("{base}auth:\n  session:\n    secret: x\n  providers:\n    github: {{}}\n")
+        );
+        assert!(merge_yaml("", &ours, &theirs).is_none());
     }
 
     #[test]
