@@ -147,7 +147,8 @@ pub(crate) fn conflict_block(
 pub(crate) type LineRule<'r> = &'r mut dyn FnMut(&str, &str, &str) -> Option<(String, String)>;
 
 /// A conflicting region settled line by line: the three sides have as many lines, and on each
-/// line either one side kept the base, both agree, or `rule` decides between the two changes.
+/// line both sides agree or `rule` decides between their two changes. A line only one side
+/// changed next to the other's change keeps the region a conflict, as adjacent changes are.
 pub(crate) fn settle_line_by_line(
     base: &[&str],
     ours: &[&str],
@@ -160,10 +161,10 @@ pub(crate) fn settle_line_by_line(
     let mut out = String::new();
     let mut decisions = Vec::new();
     for ((base, ours), theirs) in base.iter().zip(ours).zip(theirs) {
-        if ours == theirs || base == theirs {
+        if ours == theirs {
             out.push_str(ours);
-        } else if base == ours {
-            out.push_str(theirs);
+        } else if base == ours || base == theirs {
+            return None;
         } else {
             // The rule sees the lines without their break; the app's break is kept.
             let content =
@@ -338,6 +339,42 @@ mod tests {
     fn both_inserting_at_one_place_stays_a_conflict() {
         let result = merge("a\nc\n", "a\nb1\nc\n", "a\nb2\nc\n");
         assert_eq!(result.conflicts, 1);
+    }
+
+    #[test]
+    fn a_rule_settles_only_regions_where_every_difference_is_its_to_decide() {
+        let mut higher = |_: &str, o: &str, t: &str| -> Option<(String, String)> {
+            let (o, t) = (o.strip_prefix("v=")?, t.strip_prefix("v=")?);
+            let kept = if t > o { t } else { o };
+            Some((format!("v={kept}"), format!("kept {kept}")))
+        };
+        let settled = settle_line_by_line(&["v=1\n"], &["v=2\r\n"], &["v=3\n"], &mut higher);
+        assert_eq!(
+            settled,
+            Some(("v=3\r\n".to_string(), vec!["kept 3".to_string()]))
+        );
+        // The app's change of the next line is adjacent to the bump: still a conflict.
+        let adjacent = settle_line_by_line(
+            &["v=1\n", "run a\n"],
+            &["v=2\n", "run b\n"],
+            &["v=3\n", "run a\n"],
+            &mut higher,
+        );
+        assert_eq!(adjacent, None);
+        let mut settle = |b: &[&str], o: &[&str], t: &[&str]| {
+            settle_line_by_line(b, o, t, &mut higher).map(|(text, _)| text)
+        };
+        let merged = merge_text_settling(
+            "x\nv=1\ny\n",
+            "x\nv=2\ny\n",
+            "x\nv=3\ny\n",
+            &TextOptions::default(),
+            &mut settle,
+        );
+        assert_eq!(
+            (merged.content.as_str(), merged.conflicts),
+            ("x\nv=3\ny\n", 0)
+        );
     }
 
     #[test]
