@@ -13,6 +13,7 @@
 mod json;
 mod plan;
 mod rename;
+mod script;
 mod text;
 mod trees;
 mod validate;

@@ -56,6 +56,21 @@ pub struct TextMerge {
 
 /// Merges `ours` and `theirs`, both descended from `base`.
 pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -> TextMerge {
+    merge_text_settling(base, ours, theirs, options, &mut |_, _, _| None)
+}
+
+/// A hook offered conflicting regions: (base, ours, theirs) lines to the text replacing them.
+pub(crate) type Settle<'s> = dyn FnMut(&[&str], &[&str], &[&str]) -> Option<String> + 's;
+
+/// [`merge_text`], offering each conflicting region that no rule here settles to `settle`
+/// (base, ours, theirs lines); `Some(text)` replaces the conflict (a syntax-aware merge's hook).
+pub(crate) fn merge_text_settling(
+    base: &str,
+    ours: &str,
+    theirs: &str,
+    options: &TextOptions,
+    settle: &mut Settle<'_>,
+) -> TextMerge {
     let merge = SimilarMerge::from_lines(base, ours, theirs);
     let mut out = Output::default();
     let mut conflicts = 0;
@@ -92,6 +107,10 @@ pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -
                 if let Some(settled) = settled {
                     out.extend(&settled);
                     settled_insertions += 1;
+                    continue;
+                }
+                if let Some(settled) = settle(&base, &ours, &theirs) {
+                    out.text.push_str(&settled);
                     continue;
                 }
                 conflicts += 1;

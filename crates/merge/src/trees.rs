@@ -6,6 +6,7 @@ use uplift_tree::{Change, FileEntry, FileMode, RelPath, Tree};
 
 use crate::json::merge_json;
 use crate::rename::detect_renames;
+use crate::script::{self, Dialect};
 use crate::text::{TextOptions, merge_text};
 use crate::validate::{FileKind, check};
 use crate::yaml::merge_yaml;
@@ -332,6 +333,22 @@ fn merge_contents(
         notes = decisions;
         notes.insert(0, "merged key by key".to_string());
     }
+    // TypeScript/JavaScript: imports as sets, registrations once, where the lines conflict or
+    // the clean result fails the script check.
+    let script = Dialect::of(path);
+    if let Some(dialect) = script.filter(|_| options.structured)
+        && let Some(merged) = script::improve(
+            dialect,
+            [base_text, ours_text, theirs_text],
+            &options.text,
+            &content,
+            conflicts,
+        )
+    {
+        content = merged.content;
+        conflicts = merged.conflicts;
+        notes.extend(merged.decisions);
+    }
     if conflicts > 0 {
         file.action = Action::Conflict;
         file.conflicts = conflicts;
@@ -346,7 +363,10 @@ fn merge_contents(
                 )
             },
         );
-    } else if let Err(reason) = check(kind, &content) {
+    } else if let Err(reason) = check(kind, &content).and_then(|()| match script {
+        Some(dialect) => script::check(dialect, [base_text, ours_text, theirs_text], &content),
+        None => Ok(()),
+    }) {
         // Never report an invalid file as a clean merge.
         file.action = Action::Conflict;
         file.conflicts = 1;
