@@ -40,16 +40,18 @@ pub(crate) fn check(
     let mut twice: Vec<(&str, Vec<usize>)> = local_lines(&result, &merged_imports)
         .into_iter()
         .filter(|(name, lines)| {
-            lines.len() > 1
-                && ours_names.get(name).copied().unwrap_or(0) < 2
-                && theirs_names.get(name).copied().unwrap_or(0) < 2
+            let most = ours_names.get(name).copied().unwrap_or(0);
+            lines.len()
+                > most
+                    .max(theirs_names.get(name).copied().unwrap_or(0))
+                    .max(1)
         })
         .collect();
     twice.sort();
     if let Some((name, lines)) = twice.first() {
         let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
         return Err(format!(
-            "`{name}` would be imported {} times (lines {}), which neither side does",
+            "`{name}` would be imported {} times (lines {}), more often than by either side",
             lines.len(),
             lines.join(", ")
         ));
