@@ -22,6 +22,7 @@ mod yaml;
 pub use json::{JsonMerge, merge_json};
 pub use plan::{Action, FilePlan, Summary};
 pub use rename::{Rename, detect_renames};
+pub use script::check_merged;
 pub use text::{ConflictStyle, Labels, TextMerge, TextOptions, merge_text};
 pub use trees::{MergeOptions, MergeOutcome, merge_trees, paths_to_read};
 pub use validate::{FileKind, check};

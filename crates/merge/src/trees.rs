@@ -335,8 +335,7 @@ fn merge_contents(
     }
     // TypeScript/JavaScript: imports as sets, registrations once, where the lines conflict or
     // the clean result fails the script check.
-    let script = Dialect::of(path);
-    if let Some(dialect) = script.filter(|_| options.structured)
+    if let Some(dialect) = Dialect::of(path).filter(|_| options.structured)
         && let Some(merged) = script::improve(
             dialect,
             [base_text, ours_text, theirs_text],
@@ -363,10 +362,9 @@ fn merge_contents(
                 )
             },
         );
-    } else if let Err(reason) = check(kind, &content).and_then(|()| match script {
-        Some(dialect) => script::check(dialect, [base_text, ours_text, theirs_text], &content),
-        None => Ok(()),
-    }) {
+    } else if let Err(reason) =
+        script::check_merged(path, [base_text, ours_text, theirs_text], &content)
+    {
         // Never report an invalid file as a clean merge.
         file.action = Action::Conflict;
         file.conflicts = 1;

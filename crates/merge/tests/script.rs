@@ -428,3 +428,36 @@ export default createApp({
     assert_eq!(plan.action, Action::Merge, "{plan:?}\n{written}");
     assert_eq!(written, ours);
 }
+
+#[test]
+fn a_registration_next_to_upstream_s_new_comment_keeps_both() {
+    // 1.42.0 opened a section with a blank line and a comment right where apps add plugins.
+    let base = "\
+backend.add(import('@backstage/plugin-proxy-backend'));
+backend.add(import('@backstage/plugin-scaffolder-backend'));
+";
+    let ours = "\
+backend.add(import('@backstage/plugin-proxy-backend'));
+backend.add(import('@acme/plugin-insights-backend'));
+backend.add(import('@backstage/plugin-scaffolder-backend'));
+";
+    let theirs = "\
+backend.add(import('@backstage/plugin-proxy-backend'));
+
+// scaffolder plugin
+backend.add(import('@backstage/plugin-scaffolder-backend'));
+";
+    assert_eq!(line_merge(base, ours, theirs).conflicts, 1);
+    let (plan, written) = merge("packages/backend/src/index.ts", base, ours, theirs);
+    assert_eq!(plan.action, Action::Merge, "{plan:?}\n{written}");
+    assert_eq!(
+        written,
+        "\
+backend.add(import('@backstage/plugin-proxy-backend'));
+backend.add(import('@acme/plugin-insights-backend'));
+
+// scaffolder plugin
+backend.add(import('@backstage/plugin-scaffolder-backend'));
+"
+    );
+}

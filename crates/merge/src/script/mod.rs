@@ -15,6 +15,9 @@ mod syntax;
 pub(crate) use check::check;
 pub(crate) use syntax::Dialect;
 
+use uplift_tree::RelPath;
+
+use crate::FileKind;
 use crate::text::{TextOptions, merge_text, merge_text_settling};
 use syntax::Parsed;
 
@@ -25,6 +28,21 @@ pub(crate) struct ScriptMerge {
     pub conflicts: usize,
     /// What the merge decided, for the plan's `reason`.
     pub decisions: Vec<String>,
+}
+
+/// Every check a merge result must pass to be reported clean, for any path: valid JSON/YAML
+/// (see [`crate::check`]) and, for TypeScript/TSX/JavaScript, [`check`] against the three inputs.
+/// Tools that merge by other means (the replay's `git merge-file` baseline) are judged by it.
+pub fn check_merged(
+    path: &RelPath,
+    [base, ours, theirs]: [&str; 3],
+    merged: &str,
+) -> Result<(), String> {
+    crate::check(FileKind::of(path), merged)?;
+    match Dialect::of(path) {
+        Some(dialect) => check(dialect, [base, ours, theirs], merged),
+        None => Ok(()),
+    }
 }
 
 /// After the line merge of a script file (`content` with `conflicts` regions): the syntax-aware

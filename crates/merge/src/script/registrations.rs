@@ -292,7 +292,8 @@ fn removal(text: &str, registration: &Registration) -> Range<usize> {
 
 /// When both sides inserted lines at one place (`base` empty) and both insertions are lists of
 /// the same kind — top-level registration statements, JSX elements, or array elements each
-/// ending with a comma — both are kept: the app's first, then upstream's.
+/// ending with a comma; blank lines and `//` comments go with statements and array elements —
+/// both are kept: the app's first, then upstream's.
 pub(crate) fn union_of_insertions(
     dialect: Dialect,
     base: &[&str],
@@ -303,8 +304,12 @@ pub(crate) fn union_of_insertions(
         return None;
     }
     let (ours, theirs) = (ours.concat(), theirs.concat());
-    let kind = list_kind(dialect, &ours)?;
-    if list_kind(dialect, &theirs)? != kind {
+    let compatible = match (list_kind(dialect, &ours)?, list_kind(dialect, &theirs)?) {
+        (ListKind::Comments, ListKind::Comments) => false,
+        (ListKind::Comments, other) | (other, ListKind::Comments) => other != ListKind::JsxElements,
+        (ours, theirs) => ours == theirs,
+    };
+    if !compatible {
         return None;
     }
     let mut union = ours;
@@ -317,14 +322,20 @@ pub(crate) fn union_of_insertions(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ListKind {
+    /// Blank lines and `//` comments: they go with statements or array elements.
+    Comments,
     Statements,
     JsxElements,
     ArrayElements,
 }
 
 fn list_kind(dialect: Dialect, lines: &str) -> Option<ListKind> {
-    if lines.trim().is_empty() {
-        return None;
+    if lines
+        .lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with("//"))
+    {
+        return Some(ListKind::Comments);
     }
     let statements = Parsed::new(dialect, lines)?;
     if !statements.root().has_error() {
