@@ -95,18 +95,31 @@ def marker_version(repo, commit):
 
 
 def upgrades(repo):
-    """(parent, commit, old version, new version) for each commit that changed the version."""
+    """(commit before, commit after, old release, new release) per upgrade between two stable
+    releases: apps often pass through pre-releases (`1.42.0-next.1`), so an upgrade spans from
+    the parent of the first commit that left a stable release to the commit that reached the
+    next one (the maintainers' adaptations on the way included)."""
     log = git(repo, "log", "--reverse", "--format=%H %P", "--", "backstage.json").stdout.decode()
-    out = []
+    out, start = [], None
     for line in log.splitlines():
         parts = line.split()
         if len(parts) < 2:
             continue  # the commit that created the file
         commit, parent = parts[0], parts[1]
         old, new = marker_version(repo, parent), marker_version(repo, commit)
-        if old and new and old != new:
-            out.append((parent, commit, old, new))
+        if not old or not new or old == new:
+            continue
+        if start is None and is_stable(old):
+            start = (parent, old)
+        if start is not None and is_stable(new):
+            out.append((start[0], commit, start[1], new))
+            start = None
     return out
+
+
+def is_stable(version):
+    key = version_key(version)
+    return key is not None and key[3] == 1
 
 
 def template_release(version, releases):
@@ -302,6 +315,7 @@ def main():
     parser.add_argument("--name", default="backstage", help="the template's {{name}} value")
     parser.add_argument("--default-branch", default="master")
     parser.add_argument("--verbose", action="store_true", help="list every file counted")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (printed) to inspect results")
     args = parser.parse_args()
     if not args.repo and not args.synthetic:
         parser.error("give a repository, or --synthetic")
@@ -342,7 +356,10 @@ def main():
                 print(f"  differs (Uplift): {path}: {reason}")
             for path, reason in sorted(dg.items()):
                 print(f"  differs (git): {path}: {reason}")
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"\nwork folder kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     failed = args.synthetic and (totals[0] or totals[2])
     return 1 if failed else 0
 
