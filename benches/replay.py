@@ -214,11 +214,17 @@ def difference_reason(rel, result, committed, before, theirs):
             template = json.loads(content(theirs.get(rel, b"{}")))
         except ValueError:
             pass
-        if paths and all(len(p) == 2 and p[0].endswith("ependencies") for p in paths):
+        pins = ("dependencies", "devDependencies", "peerDependencies", "resolutions")
+        if paths and all(len(p) == 2 and p[0] in pins for p in paths):
             listed = [p for p in paths if p[1] in template.get(p[0], {})]
             if not listed:
                 return "dependency versions the template does not set (the maintainers' own bumps, e.g. Renovate)"
             return f"dependency versions: {len(listed)} the template sets, bumped further by the maintainers; {len(paths) - len(listed)} it does not set"
+        if paths:
+            shown = sorted(".".join(p) for p in paths if not (len(p) == 2 and p[0] in pins))
+            return f"the maintainers' own values for {', '.join(shown[:3])}" + (
+                f" (and {len(paths) - 3} more)" if len(paths) > 3 else "") + " (and dependency pins)" * any(
+                len(p) == 2 and p[0] in pins for p in paths)
     if committed is not None and result is not None:
         squeeze = lambda b: [l for l in content(b).splitlines() if l.strip()]
         if squeeze(result) == squeeze(committed):
