@@ -461,3 +461,54 @@ backend.add(import('@backstage/plugin-scaffolder-backend'));
 "
     );
 }
+
+#[test]
+fn a_module_only_upstream_imports_goes_after_the_one_it_follows_upstream() {
+    let base = "\
+import { a } from 'one';
+import { b } from 'two';
+
+a(b);
+";
+    // The app added a module of its own and changed the body; upstream added `three` after
+    // `one`, removed `two` and changed the same body line.
+    let ours = "\
+import { a } from 'one';
+import { b } from 'two';
+import { mine } from './mine';
+
+a(b, mine);
+";
+    let theirs = "\
+import { a } from 'one';
+import { c } from 'three';
+
+a(c);
+";
+    let (plan, written) = merge("src/x.ts", base, ours, theirs);
+    assert_eq!(plan.action, Action::Conflict, "the body conflicts");
+    assert!(
+        written.starts_with(
+            "import { a } from 'one';\nimport { c } from 'three';\nimport { mine } from './mine';\n\n<<<<<<< app\n"
+        ),
+        "{written}"
+    );
+    assert!(plan.reason.unwrap().starts_with("1 conflicting region"));
+}
+
+#[test]
+fn a_one_line_import_grown_past_80_columns_goes_one_name_per_line() {
+    let base = "import { alpha, beta } from '@backstage/core-components';\n\nuse(alpha, beta);\n";
+    let ours = "import { beta, alpha, gammaGamma } from '@backstage/core-components';\n\nuse(alpha, beta);\nuse(gammaGamma);\n";
+    let theirs = "import { alpha, beta, deltaDelta } from '@backstage/core-components';\n\nuse(alpha, beta);\n";
+    assert_eq!(line_merge(base, ours, theirs).conflicts, 1);
+    let (plan, written) = merge("src/x.tsx", base, ours, theirs);
+    assert_eq!(plan.action, Action::Merge, "{plan:?}\n{written}");
+    assert_eq!(
+        written,
+        "import {\n  beta,\n  alpha,\n  gammaGamma,\n  deltaDelta,\n} from '@backstage/core-components';\n\nuse(alpha, beta);\nuse(gammaGamma);\n"
+    );
+    assert!(plan.reason.unwrap().starts_with(
+        "merged by syntax (TSX/JavaScript): imports as sets per module, registrations once; imports from '@backstage/core-components' merged as a set (your names in your order; added upstream's deltaDelta)"
+    ));
+}

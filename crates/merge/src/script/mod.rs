@@ -64,7 +64,17 @@ pub(crate) fn improve(
     } else {
         merged.conflicts < conflicts
     };
-    better.then_some(merged)
+    better.then(|| {
+        let mut merged = merged;
+        merged.decisions.insert(
+            0,
+            format!(
+                "merged by syntax ({}): imports as sets per module, registrations once",
+                dialect.name()
+            ),
+        );
+        merged
+    })
 }
 
 /// Merges the three versions: the lines before the imports and the lines after them by lines
