@@ -501,3 +501,56 @@ proptest! {
         }
     }
 }
+
+/// Lines of TypeScript/TSX that meet in odd ways: import lists, registrations, JSX, arrays.
+fn script_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "import { a } from 'x';",
+            "import { a, b } from 'x';",
+            "import type { T } from 'x';",
+            "import c from 'y';",
+            "import {",
+            "  a,",
+            "  b as c,",
+            "} from 'y';",
+            "backend.add(import('p'));",
+            "backend.add(import('q'));",
+            "const r = (",
+            "  <R>",
+            "    <A x=\"1\" />",
+            "  </R>",
+            ");",
+            "f({ features: [",
+            "  a,",
+            "] });",
+            "// note",
+            "",
+        ]),
+        0..14,
+    )
+    .prop_map(|lines| lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any three script texts: the merge never panics, and whatever it reports as a clean merge
+    /// passes every check (`check_merged`).
+    #[test]
+    fn a_clean_script_merge_always_passes_the_checks(
+        base in script_text(),
+        ours in script_text(),
+        theirs in script_text(),
+        name in prop::sample::select(vec!["App.tsx", "index.ts", "a.js"]),
+    ) {
+        let path = RelPath::new(format!("src/{name}")).unwrap();
+        let tree = |text: &str| -> Tree { [(path.clone(), FileEntry::regular(text.as_bytes()))].into_iter().collect() };
+        let outcome = merge_trees(&tree(&base), &tree(&theirs), &tree(&ours), &MergeOptions::default());
+        if outcome.files.first().is_some_and(|f| f.action == uplift_merge::Action::Merge) {
+            let merged = apply_changes(&tree(&ours), &outcome.changes);
+            let result = String::from_utf8(merged.get(&path).unwrap().content.to_vec()).unwrap();
+            prop_assert_eq!(uplift_merge::check_merged(&path, [&base, &ours, &theirs], &result), Ok(()), "{}", result);
+        }
+    }
+}
