@@ -512,3 +512,23 @@ fn a_one_line_import_grown_past_80_columns_goes_one_name_per_line() {
         "merged by syntax (TSX/JavaScript): imports as sets per module, registrations once; imports from '@backstage/core-components' merged as a set (your names in your order; added upstream's deltaDelta)"
     ));
 }
+
+#[test]
+fn imports_written_anew_end_their_lines_as_the_app_does() {
+    let crlf = |text: &str| text.replace('\n', "\r\n");
+    let (plan, written) = merge(
+        "src/apis.ts",
+        &crlf(APIS_BASE),
+        &crlf(APIS_OURS),
+        &crlf(APIS_THEIRS),
+    );
+    assert_eq!(plan.action, Action::Merge, "{plan:?}\n{written}");
+    assert!(
+        written.contains("  fetchApiRef,\r\n  storageApiRef,\r\n} from"),
+        "{written:?}"
+    );
+    assert_eq!(
+        written.matches('\n').count(),
+        written.matches("\r\n").count()
+    );
+}

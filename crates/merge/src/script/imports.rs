@@ -429,6 +429,12 @@ pub(crate) fn merge(base: &Side<'_>, ours: &Side<'_>, theirs: &Side<'_>) -> Opti
             ));
         }
     }
+    // Written lines end as the app's do.
+    if block.contains("\r\n") {
+        for (_, text) in &mut edits {
+            *text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        }
+    }
     Some(BlockMerge {
         block: apply(block, edits),
         decisions,
