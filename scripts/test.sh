@@ -19,6 +19,9 @@ log=$(mktemp)
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# A customized app's upgrades replayed on the shared corpus (the test build made both binaries):
+# fails on a conflict, a clean-but-wrong merge or a result other than the maintainers'.
+python3 benches/replay.py --synthetic || status=1
 set -e
 awk '/^test result:/ {
   for (i = 2; i <= NF; i++) {

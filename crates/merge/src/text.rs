@@ -63,7 +63,9 @@ pub fn merge_text(base: &str, ours: &str, theirs: &str, options: &TextOptions) -
     merge_text_settling(base, ours, theirs, options, &mut |_, _, _| None)
 }
 
-/// [`merge_text`], where a region that would conflict is first offered to `settle`.
+/// [`merge_text`], offering each conflicting region that no rule here settles to `settle`
+/// (base, ours, theirs lines); `Some(text)` replaces the conflict (the structured merges' and
+/// the syntax-aware merge's hook).
 pub(crate) fn merge_text_settling(
     base: &str,
     ours: &str,

@@ -6,6 +6,7 @@ use uplift_tree::{Change, FileEntry, FileMode, RelPath, Tree};
 
 use crate::line_endings::{self, LineEnding};
 use crate::rename::detect_renames;
+use crate::script::{self, Dialect};
 use crate::structured::merge_structured;
 use crate::text::{TextOptions, merge_text};
 use crate::validate::{FileKind, check};
@@ -334,6 +335,21 @@ fn merge_contents(
         conflicts = structured.conflicts;
         notes = structured.notes;
     }
+    // TypeScript/JavaScript: imports as sets, registrations once, where the lines conflict or
+    // the clean result fails the script check.
+    if let Some(dialect) = Dialect::of(path).filter(|_| options.structured)
+        && let Some(merged) = script::improve(
+            dialect,
+            [base_text, ours_text, theirs_text],
+            &options.text,
+            &content,
+            conflicts,
+        )
+    {
+        content = merged.content;
+        conflicts = merged.conflicts;
+        notes.extend(merged.decisions);
+    }
     if conflicts > 0 {
         file.action = Action::Conflict;
         file.conflicts = conflicts;
@@ -348,7 +364,9 @@ fn merge_contents(
                 )
             },
         );
-    } else if let Err(reason) = check(kind, &content) {
+    } else if let Err(reason) =
+        script::check_merged(path, [base_text, ours_text, theirs_text], &content)
+    {
         // Never report an invalid file as a clean merge.
         file.action = Action::Conflict;
         file.conflicts = 1;

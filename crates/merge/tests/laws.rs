@@ -596,3 +596,268 @@ proptest! {
         }
     }
 }
+
+/// A TypeScript file as Backstage's backend index is written: imports (one line or one name per
+/// line), then registrations.
+#[derive(Debug, Clone)]
+struct Script {
+    imports: Vec<(String, Vec<String>, bool)>,
+    registrations: Vec<String>,
+}
+
+impl Script {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (module, names, multiline) in &self.imports {
+            if names.is_empty() {
+                continue;
+            }
+            if *multiline {
+                out.push_str("import {\n");
+                for name in names {
+                    out.push_str(&format!("  {name},\n"));
+                }
+                out.push_str(&format!("}} from '{module}';\n"));
+            } else {
+                out.push_str(&format!(
+                    "import {{ {} }} from '{module}';\n",
+                    names.join(", ")
+                ));
+            }
+        }
+        out.push_str("\nconst backend = createBackend();\n\n");
+        for plugin in &self.registrations {
+            out.push_str(&format!("backend.add(import('{plugin}'));\n"));
+        }
+        out.push_str("\nbackend.start();\n");
+        out
+    }
+}
+
+/// The imported names of a file written by `Script::render` or by the merge, and the same
+/// names qualified by their module (`m0:a0`).
+fn imported_names(text: &str) -> (Vec<String>, Vec<String>) {
+    let (mut names, mut qualified) = (Vec::new(), Vec::new());
+    let mut rest = text;
+    while let Some(start) = rest.find("import {") {
+        let after = &rest[start + "import {".len()..];
+        let Some(end) = after.find('}') else { break };
+        let module = after[end..]
+            .split('\'')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        for name in after[..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            names.push(name.to_string());
+            qualified.push(format!("{module}:{name}"));
+        }
+        rest = &after[end..];
+    }
+    (names, qualified)
+}
+
+fn count<'a>(items: impl IntoIterator<Item = &'a String>, item: &str) -> usize {
+    items.into_iter().filter(|i| *i == item).count()
+}
+
+fn script_base() -> impl Strategy<Value = Script> {
+    (
+        prop::collection::vec(
+            (
+                prop::sample::subsequence(vec!["a", "b", "c", "d"], 0..4),
+                any::<bool>(),
+            ),
+            1..4,
+        ),
+        prop::collection::vec(prop::sample::select(vec!["p", "q", "r"]), 0..3),
+    )
+        .prop_map(|(modules, registrations)| Script {
+            imports: modules
+                .into_iter()
+                .enumerate()
+                .map(|(i, (names, multiline))| {
+                    let names = names.iter().map(|n| format!("{n}{i}")).collect();
+                    (format!("m{i}"), names, multiline)
+                })
+                .collect(),
+            registrations: registrations.into_iter().map(String::from).collect(),
+        })
+}
+
+/// One side's edit: names removed, names added (from a pool both sides share, so both sides
+/// may add one name, to one module or to two), the order reversed, the layout switched, and
+/// plugins registered at a position.
+#[derive(Debug, Clone)]
+struct ScriptEdit {
+    remove: Vec<bool>,
+    add: Vec<(usize, String)>,
+    reverse: Vec<bool>,
+    relayout: Vec<bool>,
+    register: Vec<(usize, String)>,
+}
+
+fn script_edit() -> impl Strategy<Value = ScriptEdit> {
+    (
+        prop::collection::vec(prop::bool::weighted(0.2), 12),
+        prop::collection::vec(
+            (
+                0usize..4,
+                prop::sample::select(vec!["x", "y", "z", "a0", "b1"]).prop_map(String::from),
+            ),
+            0..3,
+        ),
+        prop::collection::vec(prop::bool::weighted(0.2), 4),
+        prop::collection::vec(prop::bool::weighted(0.2), 4),
+        prop::collection::vec(
+            (
+                0usize..5,
+                prop::sample::select(vec!["s", "t", "p"]).prop_map(String::from),
+            ),
+            0..2,
+        ),
+    )
+        .prop_map(|(remove, add, reverse, relayout, register)| ScriptEdit {
+            remove,
+            add,
+            reverse,
+            relayout,
+            register,
+        })
+}
+
+fn edit_script(base: &Script, edit: &ScriptEdit) -> Script {
+    let mut script = base.clone();
+    let mut flags = edit.remove.iter();
+    for (index, (_, names, multiline)) in script.imports.iter_mut().enumerate() {
+        names.retain(|_| !flags.next().copied().unwrap_or(false));
+        if edit.reverse.get(index).copied().unwrap_or(false) {
+            names.reverse();
+        }
+        if edit.relayout.get(index).copied().unwrap_or(false) {
+            *multiline = !*multiline;
+        }
+    }
+    for (module, name) in &edit.add {
+        let count = script.imports.len();
+        let names = &mut script.imports[module % count].1;
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    for (at, plugin) in &edit.register {
+        let at = at % (script.registrations.len() + 1);
+        script.registrations.insert(at, plugin.clone());
+    }
+    script
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A clean merge of a script file never imports a name twice unless an input did, never
+    /// registers a plugin more often than a side did, keeps every name one side added and drops
+    /// every name one side removed; and merge(b, b, t) = t, merge(b, x, x) = x hold as for text.
+    #[test]
+    fn a_clean_script_merge_imports_no_name_twice(
+        base in script_base(),
+        ours_edit in script_edit(),
+        theirs_edit in script_edit(),
+    ) {
+        let (ours, theirs) = (edit_script(&base, &ours_edit), edit_script(&base, &theirs_edit));
+        let texts = [base.render(), ours.render(), theirs.render()];
+        let path = RelPath::new("packages/backend/src/index.ts").unwrap();
+        let tree = |text: &str| -> Tree { [(path.clone(), FileEntry::regular(text.as_bytes()))].into_iter().collect() };
+        let (base_tree, ours_tree, theirs_tree) = (tree(&texts[0]), tree(&texts[1]), tree(&texts[2]));
+        let options = MergeOptions::default();
+        prop_assert_eq!(apply_changes(&base_tree, &merge_trees(&base_tree, &theirs_tree, &base_tree, &options).changes), theirs_tree.clone());
+        prop_assert_eq!(apply_changes(&ours_tree, &merge_trees(&base_tree, &ours_tree, &ours_tree, &options).changes), ours_tree.clone());
+
+        let outcome = merge_trees(&base_tree, &theirs_tree, &ours_tree, &options);
+        let merged = apply_changes(&ours_tree, &outcome.changes);
+        let result = String::from_utf8(merged.get(&path).unwrap().content.to_vec()).unwrap();
+        if outcome.files.first().is_none_or(|f| f.action != uplift_merge::Action::Merge) {
+            return Ok(());
+        }
+        let (names, qualified) = imported_names(&result);
+        let [base, ours, theirs] = texts.each_ref().map(|t| imported_names(t));
+        for name in &names {
+            let most = count(&ours.0, name).max(count(&theirs.0, name)).max(1);
+            prop_assert!(count(&names, name) <= most, "{name} imported twice:\n{result}");
+        }
+        let (names, base_names, ours_names, theirs_names) = (qualified, base.1, ours.1, theirs.1);
+        for (side, other) in [(&ours_names, &theirs_names), (&theirs_names, &ours_names)] {
+            for name in side {
+                if !base_names.contains(name) {
+                    prop_assert!(names.contains(name), "{name}, added, lost:\n{result}");
+                }
+            }
+            for name in &base_names {
+                if !side.contains(name) {
+                    prop_assert!(!names.contains(name) || (other.contains(name) && count(other, name) > count(&base_names, name)), "{name}, removed, kept:\n{result}");
+                }
+            }
+        }
+        for plugin in ["p", "q", "r", "s", "t"] {
+            let line = format!("backend.add(import('{plugin}'));");
+            let most = texts[1].matches(&line).count().max(texts[2].matches(&line).count());
+            prop_assert!(result.matches(&line).count() <= most, "{plugin} registered too often:\n{result}");
+        }
+    }
+}
+
+/// Lines of TypeScript/TSX that meet in odd ways: import lists, registrations, JSX, arrays.
+fn script_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "import { a } from 'x';",
+            "import { a, b } from 'x';",
+            "import type { T } from 'x';",
+            "import c from 'y';",
+            "import {",
+            "  a,",
+            "  b as c,",
+            "} from 'y';",
+            "backend.add(import('p'));",
+            "backend.add(import('q'));",
+            "const r = (",
+            "  <R>",
+            "    <A x=\"1\" />",
+            "  </R>",
+            ");",
+            "f({ features: [",
+            "  a,",
+            "] });",
+            "// note",
+            "",
+        ]),
+        0..14,
+    )
+    .prop_map(|lines| lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any three script texts: the merge never panics, and whatever it reports as a clean merge
+    /// passes every check (`check_merged`).
+    #[test]
+    fn a_clean_script_merge_always_passes_the_checks(
+        base in script_text(),
+        ours in script_text(),
+        theirs in script_text(),
+        name in prop::sample::select(vec!["App.tsx", "index.ts", "a.js"]),
+    ) {
+        let path = RelPath::new(format!("src/{name}")).unwrap();
+        let tree = |text: &str| -> Tree { [(path.clone(), FileEntry::regular(text.as_bytes()))].into_iter().collect() };
+        let outcome = merge_trees(&tree(&base), &tree(&theirs), &tree(&ours), &MergeOptions::default());
+        if outcome.files.first().is_some_and(|f| f.action == uplift_merge::Action::Merge) {
+            let merged = apply_changes(&tree(&ours), &outcome.changes);
+            let result = String::from_utf8(merged.get(&path).unwrap().content.to_vec()).unwrap();
+            prop_assert_eq!(uplift_merge::check_merged(&path, [&base, &ours, &theirs], &result), Ok(()), "{}", result);
+        }
+    }
+}
