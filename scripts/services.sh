@@ -19,6 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Offline validation of rendered Kubernetes manifests (uplift-kube tests).
 command -v kubernetes-validate >/dev/null || pip install -q kubernetes-validate >&2
+# Policy checks of rendered Kubernetes manifests (uplift-kube tests, run offline).
+command -v checkov >/dev/null || pip install -q checkov >&2
 # Offline schema checks of action.yml and the example GitHub workflows (scripts/test.sh).
 command -v check-jsonschema >/dev/null || pip install -q check-jsonschema >&2
 

@@ -184,6 +184,7 @@ fn rollback_with_data_through_kubectl_stops_restores_then_starts_the_older_relea
             "pods: 0 | 1:ONE",
             "apply Service/backstage | 1:one,2:two",
             "apply Deployment/backstage v1 x3 | 1:one,2:two",
+            "apply PodDisruptionBudget/backstage | 1:one,2:two",
             "apply ConfigMap/backstage-uplift-releases | 1:one,2:two",
         ],
         "{log}"

@@ -6,21 +6,26 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretEnvSource,
-    SecretKeySelector, Service, ServicePort, ServiceSpec,
+    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretEnvSource, SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, IPBlock, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec as K8sIngressSpec, IngressTLS, NetworkPolicy,
+    NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec as K8sNetworkPolicySpec, ServiceBackendPort,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use crate::Error;
-use crate::spec::KubeSpec;
+use crate::spec::{KubeSpec, NetworkPolicySpec, PeerSpec, PodSettings};
 
 /// The label every object carries with the app's name.
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
@@ -28,6 +33,8 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// The `managed-by` label.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The label with the release's version (never part of a selector: it changes every release).
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
 
 /// One rendered object.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +42,8 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     Service(Box<Service>),
     Deployment(Box<Deployment>),
+    PodDisruptionBudget(Box<PodDisruptionBudget>),
+    NetworkPolicy(Box<NetworkPolicy>),
     Ingress(Box<Ingress>),
 }
 
@@ -45,13 +54,16 @@ impl Object {
             Object::ConfigMap(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::Deployment(o) => serde_json::to_value(o),
+            Object::PodDisruptionBudget(o) => serde_json::to_value(o),
+            Object::NetworkPolicy(o) => serde_json::to_value(o),
             Object::Ingress(o) => serde_json::to_value(o),
         };
         value.map_err(Error::Serialize)
     }
 }
 
-/// The objects of one release, in apply order (ConfigMaps, Services, Deployments, Ingress).
+/// The objects of one release, in apply order (ConfigMaps, NetworkPolicies, Services,
+/// Deployments, PodDisruptionBudgets, Ingress): a pod never starts before its policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifests {
     pub namespace: String,
@@ -154,6 +166,24 @@ fn render_objects(spec: &KubeSpec) -> Result<Manifests, Error> {
             spec.port
         )));
     }
+    check_pod_settings(&spec.pod)?;
+    if spec.ingress.is_some()
+        && spec
+            .network_policy
+            .as_ref()
+            .is_some_and(|p| p.ingress_namespace.is_none())
+    {
+        return Err(Error::InvalidSetting(
+            "network-policy.ingress-namespace is needed with an ingress: the policy would refuse the ingress controller's traffic".to_owned(),
+        ));
+    }
+    if let Some(version) = &spec.version
+        && !is_label_value(version)
+    {
+        return Err(Error::InvalidSetting(format!(
+            "version {version:?} is not a label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
+        )));
+    }
     let mut objects = Vec::new();
     let mut env_from = Vec::new();
 
@@ -231,13 +261,30 @@ fn render_objects(spec: &KubeSpec) -> Result<Manifests, Error> {
         });
     }
 
+    if let Some(policy) = &spec.network_policy {
+        for (component, name, _, _) in &backends {
+            objects.push(Object::NetworkPolicy(Box::new(network_policy(
+                spec, policy, name, component,
+            ))));
+        }
+    }
     for (component, name, _, _) in &backends {
         objects.push(Object::Service(Box::new(service(spec, name, component))));
     }
+    let env = backend_env(spec)?;
     for (component, name, replicas, plugins) in &backends {
         objects.push(Object::Deployment(Box::new(deployment(
-            spec, name, component, *replicas, plugins, &env_from,
+            spec, name, component, *replicas, plugins, &env, &env_from,
         ))));
+    }
+    if spec.pod.disruption_budget {
+        for (component, name, replicas, _) in &backends {
+            if *replicas > 1 {
+                objects.push(Object::PodDisruptionBudget(Box::new(disruption_budget(
+                    spec, name, component,
+                ))));
+            }
+        }
     }
     if let Some(ingress) = &spec.ingress {
         objects.push(Object::Ingress(Box::new(render_ingress(
@@ -255,7 +302,79 @@ fn labels(spec: &KubeSpec, component: &str) -> BTreeMap<String, String> {
         (NAME_LABEL.to_owned(), spec.name.clone()),
         (COMPONENT_LABEL.to_owned(), component.to_owned()),
         (MANAGED_BY_LABEL.to_owned(), "uplift".to_owned()),
+        (VERSION_LABEL.to_owned(), release_version(spec)),
     ])
+}
+
+/// The `app.kubernetes.io/version` of a release: the setting, else the image's tag
+/// (`repo:1.4.2@sha256:…`), else the digest's first 12 hex digits (`sha256-0123456789ab`).
+pub fn release_version(spec: &KubeSpec) -> String {
+    if let Some(version) = &spec.version {
+        return version.clone();
+    }
+    let (name, digest) = spec
+        .image
+        .split_once('@')
+        .unwrap_or((spec.image.as_str(), ""));
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if let Some((_, tag)) = last.split_once(':') {
+        let tag: String = tag.chars().take(63).collect();
+        let tag = tag.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        if is_label_value(tag) {
+            return tag.to_owned();
+        }
+    }
+    match digest.strip_prefix("sha256:") {
+        Some(hex) => format!("sha256-{}", hex.get(..12).unwrap_or(hex)),
+        // A plan before the image exists (`${{ stages.image.outputs.image }}`).
+        None => "unreleased".to_owned(),
+    }
+}
+
+/// Kubernetes' rule for label values.
+fn is_label_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    !value.is_empty()
+        && value.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_pod_settings(pod: &PodSettings) -> Result<(), Error> {
+    let invalid = |message: String| Err(Error::InvalidSetting(message));
+    if pod.run_as_user <= 0 || pod.run_as_group <= 0 {
+        return invalid(format!(
+            "pod.run-as-user and pod.run-as-group must be above 0 (the pods run as non-root), got {} and {}",
+            pod.run_as_user, pod.run_as_group
+        ));
+    }
+    if pod.startup_seconds < STARTUP_PERIOD_SECONDS {
+        return invalid(format!(
+            "pod.startup-seconds must be at least {STARTUP_PERIOD_SECONDS}, got {}",
+            pod.startup_seconds
+        ));
+    }
+    if pod.pre_stop_seconds < 0 || pod.shutdown_seconds < 0 {
+        return invalid("pod.pre-stop-seconds and pod.shutdown-seconds must be >= 0".to_owned());
+    }
+    if pod.history_limit < 0 {
+        return invalid(format!(
+            "pod.history-limit must be >= 0, got {}",
+            pod.history_limit
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for path in &pod.writable_paths {
+        if !path.starts_with('/') || !seen.insert(path.as_str()) {
+            return invalid(format!(
+                "pod.writable-paths: {path:?} must be an absolute path, listed once"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn selector(spec: &KubeSpec, component: &str) -> BTreeMap<String, String> {
@@ -305,18 +424,166 @@ fn service(spec: &KubeSpec, name: &str, component: &str) -> Service {
     }
 }
 
-fn http_probe(path: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
+/// The startup probe's period; `startup-seconds` is divided into periods of this length.
+const STARTUP_PERIOD_SECONDS: i32 = 5;
+
+fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
             port: IntOrString::String("http".to_owned()),
             ..Default::default()
         }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(10),
+        period_seconds: Some(period),
         failure_threshold: Some(failure_threshold),
         ..Default::default()
     }
+}
+
+fn plain(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: None,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The environment every backend gets: the database as create-app's
+/// `app-config.production.yaml` reads it (`POSTGRES_HOST`, `_PORT`, `_USER`, `_PASSWORD`;
+/// explicit values, since service links would inject `POSTGRES_PORT=tcp://…`), then `env`,
+/// then the Secret keys. A name set twice is an error rather than a silent pick.
+fn backend_env(spec: &KubeSpec) -> Result<Vec<EnvVar>, Error> {
+    let pg = &spec.postgres;
+    let mut env = vec![
+        plain("POSTGRES_HOST", pg.host.clone()),
+        plain("POSTGRES_PORT", pg.port.to_string()),
+        plain("POSTGRES_USER", pg.user.clone()),
+    ];
+    if let Some(mode) = &pg.sslmode {
+        env.push(plain("PGSSLMODE", mode.clone()));
+    }
+    if let Some(password) = &pg.password {
+        env.push(from_secret(
+            "POSTGRES_PASSWORD",
+            &password.secret,
+            &password.key,
+        ));
+    }
+    for (key, value) in &spec.env {
+        env.push(plain(key, value.clone()));
+    }
+    for (key, secret) in &spec.secret_env {
+        env.push(from_secret(key, &secret.secret, &secret.key));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for var in &env {
+        if !seen.insert(var.name.as_str()) {
+            return Err(Error::InvalidSetting(format!(
+                "environment variable {} is set twice (by postgres, env or secret-env)",
+                var.name
+            )));
+        }
+    }
+    Ok(env)
+}
+
+fn resources(spec: &KubeSpec) -> ResourceRequirements {
+    // Requests equal limits: a scheduled pod has what it may use. Without settings, enough
+    // for a create-app backend; big catalogs raise `memory`.
+    let requested = spec.resources.as_ref();
+    let cpu = requested
+        .and_then(|r| r.cpu.clone())
+        .unwrap_or_else(|| "1".to_owned());
+    let memory = requested
+        .and_then(|r| r.memory.clone())
+        .unwrap_or_else(|| "1Gi".to_owned());
+    let quantities = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu)),
+        ("memory".to_owned(), Quantity(memory)),
+    ]);
+    ResourceRequirements {
+        limits: Some(quantities.clone()),
+        requests: Some(quantities),
+        ..Default::default()
+    }
+}
+
+fn writable_volumes(pod: &PodSettings) -> (Vec<Volume>, Vec<VolumeMount>) {
+    pod.writable_paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let name = format!("writable-{i}");
+            let volume = Volume {
+                name: name.clone(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            };
+            let mount = VolumeMount {
+                name,
+                mount_path: path.clone(),
+                ..Default::default()
+            };
+            (volume, mount)
+        })
+        .unzip()
+}
+
+fn container_security(pod: &PodSettings) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(pod.read_only_root_filesystem),
+        run_as_non_root: Some(true),
+        run_as_user: Some(pod.run_as_user),
+        run_as_group: Some(pod.run_as_group),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
+    }
+}
+
+fn spread(spec: &KubeSpec, component: &str) -> Vec<TopologySpreadConstraint> {
+    // Best effort (ScheduleAnyway): a one-node cluster still schedules every replica.
+    ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+        .into_iter()
+        .map(|key| TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: key.to_owned(),
+            when_unsatisfiable: "ScheduleAnyway".to_owned(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector(spec, component)),
+                match_expressions: None,
+            }),
+            // Spread the pods of one ReplicaSet, not old and new together during a roll.
+            match_label_keys: Some(vec!["pod-template-hash".to_owned()]),
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn deployment(
@@ -325,68 +592,19 @@ fn deployment(
     component: &str,
     replicas: i32,
     plugins: &[String],
+    env: &[EnvVar],
     env_from: &[EnvFromSource],
 ) -> Deployment {
-    let mut env: Vec<EnvVar> = vec![
-        // Explicit values: with service links Kubernetes would inject POSTGRES_PORT=tcp://...
-        EnvVar {
-            name: "POSTGRES_HOST".to_owned(),
-            value: Some(spec.postgres.host.clone()),
-            value_from: None,
-        },
-        EnvVar {
-            name: "POSTGRES_PORT".to_owned(),
-            value: Some(spec.postgres.port.to_string()),
-            value_from: None,
-        },
-    ];
+    let pod = &spec.pod;
+    let mut env = env.to_vec();
     if !plugins.is_empty() {
-        env.push(EnvVar {
-            name: "UPLIFT_BACKEND_PLUGINS".to_owned(),
-            value: Some(plugins.join(",")),
-            value_from: None,
-        });
+        env.push(plain("UPLIFT_BACKEND_PLUGINS", plugins.join(",")));
     }
-    for (key, value) in &spec.env {
-        if key != "POSTGRES_HOST" && key != "POSTGRES_PORT" {
-            env.push(EnvVar {
-                name: key.clone(),
-                value: Some(value.clone()),
-                value_from: None,
-            });
-        }
-    }
-    for (key, secret) in &spec.secret_env {
-        env.push(EnvVar {
-            name: key.clone(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: secret.secret.clone(),
-                    key: secret.key.clone(),
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-        });
-    }
-    let resources = spec.resources.as_ref().map(|r| {
-        let mut quantities = BTreeMap::new();
-        if let Some(cpu) = &r.cpu {
-            quantities.insert("cpu".to_owned(), Quantity(cpu.clone()));
-        }
-        if let Some(memory) = &r.memory {
-            quantities.insert("memory".to_owned(), Quantity(memory.clone()));
-        }
-        ResourceRequirements {
-            limits: Some(quantities.clone()),
-            requests: Some(quantities),
-            ..Default::default()
-        }
-    });
+    let (volumes, mounts) = writable_volumes(pod);
     let container = Container {
         name: "backend".to_owned(),
         image: Some(spec.image.clone()),
+        // Pinned by digest: the node's copy is the image, so the registry is not asked again.
         image_pull_policy: Some("IfNotPresent".to_owned()),
         ports: Some(vec![ContainerPort {
             name: Some("http".to_owned()),
@@ -400,15 +618,39 @@ fn deployment(
         } else {
             Some(env_from.to_vec())
         },
+        // Liveness and readiness start once the startup probe passed, so a slow start
+        // (plugins, migrations) is not killed in a loop.
+        startup_probe: Some(http_probe(
+            &spec.probes.liveness,
+            STARTUP_PERIOD_SECONDS,
+            pod.startup_seconds
+                .saturating_add(STARTUP_PERIOD_SECONDS - 1)
+                / STARTUP_PERIOD_SECONDS,
+        )),
         readiness_probe: Some(http_probe(&spec.probes.readiness, 5, 3)),
-        liveness_probe: Some(http_probe(&spec.probes.liveness, 60, 6)),
-        resources,
+        liveness_probe: Some(http_probe(&spec.probes.liveness, 10, 6)),
+        // The pause keeps a terminating pod serving while the endpoints drop it; Backstage's
+        // own SIGTERM handling then finishes the requests in flight.
+        lifecycle: (pod.pre_stop_seconds > 0).then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: pod.pre_stop_seconds,
+                }),
+                ..Default::default()
+            }),
+            post_start: None,
+            stop_signal: None,
+        }),
+        resources: Some(resources(spec)),
+        security_context: Some(container_security(pod)),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
         ..Default::default()
     };
     Deployment {
         metadata: meta(spec, name, component),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
+            revision_history_limit: Some(pod.history_limit),
             progress_deadline_seconds: Some(spec.progress_deadline_seconds),
             selector: LabelSelector {
                 match_labels: Some(selector(spec, component)),
@@ -428,13 +670,171 @@ fn deployment(
                 }),
                 spec: Some(PodSpec {
                     enable_service_links: Some(false),
+                    automount_service_account_token: Some(pod.mount_service_account_token),
+                    service_account_name: pod.service_account.clone(),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(pod.run_as_user),
+                        run_as_group: Some(pod.run_as_group),
+                        fs_group: Some(pod.run_as_group),
+                        seccomp_profile: Some(runtime_default()),
+                        ..Default::default()
+                    }),
+                    termination_grace_period_seconds: Some(
+                        pod.pre_stop_seconds + pod.shutdown_seconds,
+                    ),
+                    topology_spread_constraints: pod.spread.then(|| spread(spec, component)),
                     containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     ..Default::default()
                 }),
             },
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+fn disruption_budget(spec: &KubeSpec, name: &str, component: &str) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(spec, name, component),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector(spec, component)),
+                match_expressions: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn peer(spec: &PeerSpec) -> NetworkPolicyPeer {
+    let namespace = spec.namespace.as_ref().map(|ns| LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            ns.clone(),
+        )])),
+        match_expressions: None,
+    });
+    let pods = (!spec.pod_labels.is_empty()).then(|| LabelSelector {
+        match_labels: Some(spec.pod_labels.clone()),
+        match_expressions: None,
+    });
+    NetworkPolicyPeer {
+        ip_block: spec.cidr.as_ref().map(|cidr| IPBlock {
+            cidr: cidr.clone(),
+            except: None,
+        }),
+        namespace_selector: namespace,
+        pod_selector: pods,
+    }
+}
+
+fn tcp(port: IntOrString) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(port),
+        protocol: Some("TCP".to_owned()),
+        end_port: None,
+    }
+}
+
+fn network_policy(
+    spec: &KubeSpec,
+    policy: &NetworkPolicySpec,
+    name: &str,
+    component: &str,
+) -> NetworkPolicy {
+    let http = || tcp(IntOrString::String("http".to_owned()));
+    let same_app = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(NAME_LABEL.to_owned(), spec.name.clone())])),
+            match_expressions: None,
+        }),
+        ..Default::default()
+    };
+    let mut from = vec![same_app.clone()];
+    if let Some(ns) = &policy.ingress_namespace {
+        from.push(peer(&PeerSpec {
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        }));
+    }
+    let dns = NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "k8s-app".to_owned(),
+                    "kube-dns".to_owned(),
+                )])),
+                match_expressions: None,
+            }),
+            ip_block: None,
+        }]),
+        ports: Some(
+            ["UDP", "TCP"]
+                .into_iter()
+                .map(|protocol| NetworkPolicyPort {
+                    port: Some(IntOrString::Int(53)),
+                    protocol: Some(protocol.to_owned()),
+                    end_port: None,
+                })
+                .collect(),
+        ),
+    };
+    let mut egress = vec![
+        dns,
+        // Split backends call each other through discovery.
+        NetworkPolicyEgressRule {
+            to: Some(vec![same_app]),
+            ports: Some(vec![http()]),
+        },
+    ];
+    if let Some(database) = &policy.database {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![peer(database)]),
+            ports: Some(vec![tcp(IntOrString::Int(i32::from(spec.postgres.port)))]),
+        });
+    }
+    if let Some(cache) = &policy.cache {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![peer(cache)]),
+            ports: Some(vec![tcp(IntOrString::Int(i32::from(policy.cache_port)))]),
+        });
+    }
+    if !policy.egress_cidrs.is_empty() {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(
+                policy
+                    .egress_cidrs
+                    .iter()
+                    .map(|cidr| {
+                        peer(&PeerSpec {
+                            cidr: Some(cidr.clone()),
+                            ..Default::default()
+                        })
+                    })
+                    .collect(),
+            ),
+            ports: None,
+        });
+    }
+    NetworkPolicy {
+        metadata: meta(spec, name, component),
+        spec: Some(K8sNetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector(spec, component)),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(from),
+                ports: Some(vec![http()]),
+            }]),
+            egress: Some(egress),
+        }),
     }
 }
 

@@ -55,6 +55,108 @@ pub struct KubeSpec {
     /// `progressDeadlineSeconds` of each Deployment.
     #[serde(default = "default_progress_deadline")]
     pub progress_deadline_seconds: i32,
+    /// The `app.kubernetes.io/version` label (default: derived from the image).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The pods' hardening and lifecycle (secure by default; each setting relaxes one thing).
+    #[serde(default)]
+    pub pod: PodSettings,
+    /// A NetworkPolicy per backend, when set.
+    #[serde(default)]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// How the pods run. The defaults pass the Pod Security Standards "restricted" profile and
+/// checkov's Kubernetes checks; each field relaxes one protection where an app needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PodSettings {
+    /// `runAsUser`/`runAsGroup`/`fsGroup`: a high UID no host account has.
+    #[serde(default = "default_uid")]
+    pub run_as_user: i64,
+    #[serde(default = "default_uid")]
+    pub run_as_group: i64,
+    /// The container's root filesystem is read-only; `writable-paths` get an `emptyDir`.
+    #[serde(default = "yes")]
+    pub read_only_root_filesystem: bool,
+    /// Paths the app writes to (Backstage: `/tmp`, e.g. the scaffolder's working directory).
+    #[serde(default = "default_writable_paths")]
+    pub writable_paths: Vec<String>,
+    /// The pods' service account (default: the namespace's `default`).
+    #[serde(default)]
+    pub service_account: Option<String>,
+    /// Mount the service-account token (the Kubernetes plugin needs one; nothing else does).
+    #[serde(default)]
+    pub mount_service_account_token: bool,
+    /// How long a starting pod may take before the liveness probe takes over (startupProbe).
+    #[serde(default = "default_startup_seconds")]
+    pub startup_seconds: i32,
+    /// The pre-stop pause: a terminating pod keeps serving while endpoints drop it.
+    #[serde(default = "default_pre_stop_seconds")]
+    pub pre_stop_seconds: i64,
+    /// How long Backstage gets to finish its requests after SIGTERM (added to the pause).
+    #[serde(default = "default_shutdown_seconds")]
+    pub shutdown_seconds: i64,
+    /// Spread replicas across nodes and zones (topology spread constraints, best effort).
+    #[serde(default = "yes")]
+    pub spread: bool,
+    /// A PodDisruptionBudget (`maxUnavailable: 1`) for every backend with more than one replica.
+    #[serde(default = "yes")]
+    pub disruption_budget: bool,
+    /// `revisionHistoryLimit` of each Deployment (Uplift keeps its own release records).
+    #[serde(default = "default_history_limit")]
+    pub history_limit: i32,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        Self {
+            run_as_user: default_uid(),
+            run_as_group: default_uid(),
+            read_only_root_filesystem: true,
+            writable_paths: default_writable_paths(),
+            service_account: None,
+            mount_service_account_token: false,
+            startup_seconds: default_startup_seconds(),
+            pre_stop_seconds: default_pre_stop_seconds(),
+            shutdown_seconds: default_shutdown_seconds(),
+            spread: true,
+            disruption_budget: true,
+            history_limit: default_history_limit(),
+        }
+    }
+}
+
+/// What a backend may talk to, and who may talk to it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NetworkPolicySpec {
+    /// The ingress controller's namespace: the only source of traffic from outside the app.
+    #[serde(default)]
+    pub ingress_namespace: Option<String>,
+    /// Where the database is (egress on the database port).
+    #[serde(default)]
+    pub database: Option<PeerSpec>,
+    /// Where the cache is (egress on `cache-port`).
+    #[serde(default)]
+    pub cache: Option<PeerSpec>,
+    #[serde(default = "default_cache_port")]
+    pub cache_port: u16,
+    /// Further egress (integrations such as a Git host): CIDRs, any port.
+    #[serde(default)]
+    pub egress_cidrs: Vec<String>,
+}
+
+/// A network peer: an address block, or pods selected by namespace and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PeerSpec {
+    #[serde(default)]
+    pub cidr: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 /// A key of a Secret.
@@ -65,7 +167,8 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// The database address given to the backend.
+/// The database given to the backend: every `${POSTGRES_*}` create-app's
+/// `app-config.production.yaml` reads, plus libpq's `PGSSLMODE`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresRef {
@@ -73,6 +176,14 @@ pub struct PostgresRef {
     pub host: String,
     #[serde(default = "default_pg_port")]
     pub port: u16,
+    #[serde(default = "default_pg_user")]
+    pub user: String,
+    /// The Secret key holding the password (`POSTGRES_PASSWORD`).
+    #[serde(default)]
+    pub password: Option<SecretKeyRef>,
+    /// `PGSSLMODE` (`require`, `verify-ca`, `verify-full`, ...).
+    #[serde(default)]
+    pub sslmode: Option<String>,
 }
 
 impl Default for PostgresRef {
@@ -80,6 +191,9 @@ impl Default for PostgresRef {
         Self {
             host: default_pg_host(),
             port: default_pg_port(),
+            user: default_pg_user(),
+            password: None,
+            sslmode: None,
         }
     }
 }
@@ -150,6 +264,36 @@ fn default_pg_host() -> String {
 fn default_pg_port() -> u16 {
     5432
 }
+fn default_pg_user() -> String {
+    "postgres".to_owned()
+}
+fn yes() -> bool {
+    true
+}
+/// Above every range a distribution gives host accounts (checkov asks for more than 10,000).
+fn default_uid() -> i64 {
+    10001
+}
+fn default_writable_paths() -> Vec<String> {
+    vec!["/tmp".to_owned()]
+}
+fn default_startup_seconds() -> i32 {
+    300
+}
+fn default_pre_stop_seconds() -> i64 {
+    10
+}
+fn default_shutdown_seconds() -> i64 {
+    30
+}
+fn default_history_limit() -> i32 {
+    5
+}
+/// Redis' port, the default `network-policy.cache-port`.
+pub const DEFAULT_CACHE_PORT: u16 = 6379;
+fn default_cache_port() -> u16 {
+    DEFAULT_CACHE_PORT
+}
 fn default_readiness() -> String {
     BACKSTAGE_READINESS.to_owned()
 }
@@ -179,6 +323,9 @@ impl KubeSpec {
             resources: None,
             services: BTreeMap::new(),
             progress_deadline_seconds: default_progress_deadline(),
+            version: None,
+            pod: PodSettings::default(),
+            network_policy: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `deploy` and `postgres-backup` stage types over [`crate::deploy`] and
 //! [`crate::deploy_postgres`]; their `with` types are in `uplift_pipeline::stages::deploy`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +12,15 @@ use uplift_docker::deploy::{
 use uplift_exec::{
     BoxFuture, Outputs, PlanContext, ResolvedStage, RunContext, Stage, StageError, StagePlan,
 };
-use uplift_kube::spec::{IngressSpec, Resources, SecretKeyRef, SplitService};
+use uplift_kube::spec::{
+    DEFAULT_CACHE_PORT, IngressSpec, NetworkPolicySpec, PeerSpec, PodSettings, Resources,
+    SecretKeyRef, SplitService,
+};
 use uplift_kube::{DeployOptions, KubeSpec, Kubectl};
 use uplift_pipeline::StageSpec;
 use uplift_pipeline::stages::deploy::{
-    DEPLOY_SPEC, DatabaseWith, DeployTarget, DeployWith, OnFailure, POSTGRES_BACKUP_SPEC,
-    PostgresBackupWith,
+    DEPLOY_SPEC, DatabaseWith, DeployTarget, DeployWith, OnFailure, POSTGRES_BACKUP_SPEC, PeerWith,
+    PodWith, PostgresBackupWith,
 };
 use uplift_pipeline::with::parse_with;
 
@@ -44,6 +48,40 @@ fn backup_settings(stage: &ResolvedStage) -> Result<PostgresBackupWith, StageErr
         .map_err(|e| StageError::Settings(format!("{}: {}", e.path, e.message)))
 }
 
+/// The containers' plain environment: `env`, plus the database as create-app's
+/// `app-config.production.yaml` reads it (`POSTGRES_HOST`, `_PORT`, `_USER`) from `database:`
+/// where `env` does not set them (it does when the containers see the server under another
+/// name than Uplift does).
+fn container_env(with: &DeployWith) -> BTreeMap<String, String> {
+    let mut env = with.env.clone();
+    if let Some(db) = &with.database {
+        let secret = |key: &str| with.secrets.contains_key(key);
+        for (key, value) in [
+            ("POSTGRES_HOST", db.host.clone()),
+            ("POSTGRES_PORT", db.port.to_string()),
+            ("POSTGRES_USER", db.user.clone()),
+        ] {
+            if !secret(key) {
+                env.entry(key.to_owned()).or_insert(value);
+            }
+        }
+    }
+    env
+}
+
+/// The containers' secret environment: `secrets`, plus `POSTGRES_PASSWORD` from `database:`.
+pub fn container_secrets(with: &DeployWith) -> BTreeMap<String, String> {
+    let mut secrets = with.secrets.clone();
+    if let Some(db) = &with.database
+        && !with.env.contains_key("POSTGRES_PASSWORD")
+    {
+        secrets
+            .entry("POSTGRES_PASSWORD".to_owned())
+            .or_insert_with(|| db.password.clone());
+    }
+    secrets
+}
+
 /// The Docker deploy spec of a `with` block.
 pub fn docker_spec(with: &DeployWith) -> Result<DockerDeploySpec, StageError> {
     let mut spec = DockerDeploySpec::new(
@@ -53,8 +91,8 @@ pub fn docker_spec(with: &DeployWith) -> Result<DockerDeploySpec, StageError> {
     );
     spec.replicas = with.replicas;
     spec.alias = with.alias.clone();
-    spec.env = with.env.clone();
-    spec.secret_env = with.secrets.keys().cloned().collect();
+    spec.env = container_env(with);
+    spec.secret_env = container_secrets(with).into_keys().collect();
     spec.ports = with.ports.clone();
     spec.volumes = with.volumes.clone();
     spec.memory_mb = with.memory_mb;
@@ -124,7 +162,26 @@ pub fn kube_spec(with: &DeployWith) -> Result<KubeSpec, StageError> {
         if let Some(port) = pg.port {
             spec.postgres.port = port;
         }
+        if let Some(user) = &pg.user {
+            spec.postgres.user = user.clone();
+        }
+        spec.postgres.password = pg.password.as_ref().map(|r| SecretKeyRef {
+            secret: r.secret.clone(),
+            key: r.key.clone(),
+        });
+        spec.postgres.sslmode = pg.sslmode.clone();
     }
+    spec.version = k.version.clone();
+    if let Some(pod) = &k.pod {
+        pod_settings(&mut spec.pod, pod);
+    }
+    spec.network_policy = k.network_policy.as_ref().map(|p| NetworkPolicySpec {
+        ingress_namespace: p.ingress_namespace.clone(),
+        database: p.database.as_ref().map(peer),
+        cache: p.cache.as_ref().map(peer),
+        cache_port: p.cache_port.unwrap_or(DEFAULT_CACHE_PORT),
+        egress_cidrs: p.egress_cidrs.clone(),
+    });
     spec.ingress = k.ingress.as_ref().map(|i| IngressSpec {
         host: i.host.clone(),
         class_name: i.class_name.clone(),
@@ -158,6 +215,52 @@ pub fn kube_spec(with: &DeployWith) -> Result<KubeSpec, StageError> {
         })?;
     }
     Ok(spec)
+}
+
+/// Each `kubernetes.pod` setting that is given replaces its hardened default.
+fn pod_settings(settings: &mut PodSettings, pod: &PodWith) {
+    if let Some(uid) = pod.run_as_user {
+        settings.run_as_user = i64::from(uid);
+    }
+    if let Some(gid) = pod.run_as_group {
+        settings.run_as_group = i64::from(gid);
+    }
+    if let Some(read_only) = pod.read_only_root_filesystem {
+        settings.read_only_root_filesystem = read_only;
+    }
+    if let Some(paths) = &pod.writable_paths {
+        settings.writable_paths = paths.clone();
+    }
+    settings.service_account = pod.service_account.clone();
+    if let Some(mount) = pod.mount_service_account_token {
+        settings.mount_service_account_token = mount;
+    }
+    if let Some(seconds) = pod.startup_seconds {
+        settings.startup_seconds = i32::try_from(seconds).unwrap_or(i32::MAX);
+    }
+    if let Some(seconds) = pod.pre_stop_seconds {
+        settings.pre_stop_seconds = i64::from(seconds);
+    }
+    if let Some(seconds) = pod.shutdown_seconds {
+        settings.shutdown_seconds = i64::from(seconds);
+    }
+    if let Some(spread) = pod.spread {
+        settings.spread = spread;
+    }
+    if let Some(budget) = pod.disruption_budget {
+        settings.disruption_budget = budget;
+    }
+    if let Some(limit) = pod.history_limit {
+        settings.history_limit = i32::try_from(limit).unwrap_or(i32::MAX);
+    }
+}
+
+fn peer(with: &PeerWith) -> PeerSpec {
+    PeerSpec {
+        cidr: with.cidr.clone(),
+        namespace: with.namespace.clone(),
+        pod_labels: with.pod_labels.clone(),
+    }
 }
 
 /// The `kubectl` the stage talks to the cluster through (`context` from the settings).
@@ -363,8 +466,14 @@ impl Stage for DeployStage {
                         .as_ref()
                         .map(|db| (pg_target(db), backup_dir(db, &ctx.work_dir, &ctx.stage_dir)));
                     let database = db.as_ref().map(|(t, d)| (t, d.as_path()));
-                    let report =
-                        deploy_docker(&deployer, &spec, &with.secrets, database, &ctx.cancel).await;
+                    let report = deploy_docker(
+                        &deployer,
+                        &spec,
+                        &container_secrets(&with),
+                        database,
+                        &ctx.cancel,
+                    )
+                    .await;
                     let report = match report {
                         Ok(report) => report,
                         Err(DeployStageError::Deploy(
@@ -522,6 +631,61 @@ mod tests {
 
     fn with(yaml: &str) -> DeployWith {
         parse_with(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn docker_containers_get_the_database_as_create_app_reads_it() {
+        let w = with(
+            "name: portal\nimage: app:1\n\
+             database: {host: db.internal, user: backstage, database: portal, password: s3cret}\n",
+        );
+        let spec = docker_spec(&w).unwrap();
+        assert_eq!(spec.env["POSTGRES_HOST"], "db.internal");
+        assert_eq!(spec.env["POSTGRES_PORT"], "5432");
+        assert_eq!(spec.env["POSTGRES_USER"], "backstage");
+        assert!(!spec.env.contains_key("POSTGRES_PASSWORD"));
+        assert_eq!(spec.secret_env, vec!["POSTGRES_PASSWORD"]);
+        assert_eq!(container_secrets(&w)["POSTGRES_PASSWORD"], "s3cret");
+        // What the file sets wins: the host as the containers see it, the password's source.
+        let w = with(
+            "name: portal\nimage: app:1\nenv: {POSTGRES_HOST: postgres}\n\
+             secrets: {POSTGRES_PASSWORD: other}\n\
+             database: {host: 127.0.0.1, database: portal, password: s3cret}\n",
+        );
+        let spec = docker_spec(&w).unwrap();
+        assert_eq!(spec.env["POSTGRES_HOST"], "postgres");
+        assert_eq!(container_secrets(&w)["POSTGRES_PASSWORD"], "other");
+        // Without a database nothing is added.
+        let spec = docker_spec(&with("name: portal\nimage: app:1\n")).unwrap();
+        assert!(spec.env.is_empty() && spec.secret_env.is_empty());
+    }
+
+    #[test]
+    fn kubernetes_hardening_settings_reach_the_spec() {
+        let w = with(
+            "target: kubernetes\nname: portal\nimage: app@sha256:1\n\
+             kubernetes:\n  version: 1.46.0\n  postgres: {user: backstage, password: {secret: db, key: pw}, sslmode: require}\n\
+             \x20 pod: {run-as-user: 20000, read-only-root-filesystem: false, mount-service-account-token: true, service-account: k8s, startup-seconds: 600, spread: false}\n\
+             \x20 network-policy: {ingress-namespace: ingress-nginx, database: {cidr: 10.0.0.0/8}}\n",
+        );
+        let spec = kube_spec(&w).unwrap();
+        assert_eq!(spec.version.as_deref(), Some("1.46.0"));
+        assert_eq!(spec.postgres.user, "backstage");
+        assert_eq!(spec.postgres.password.as_ref().unwrap().key, "pw");
+        assert_eq!(spec.postgres.sslmode.as_deref(), Some("require"));
+        assert_eq!(spec.pod.run_as_user, 20000);
+        assert_eq!(
+            spec.pod.run_as_group, 10001,
+            "an absent setting keeps its default"
+        );
+        assert!(!spec.pod.read_only_root_filesystem && spec.pod.mount_service_account_token);
+        assert_eq!(spec.pod.service_account.as_deref(), Some("k8s"));
+        assert_eq!(spec.pod.startup_seconds, 600);
+        assert!(!spec.pod.spread && spec.pod.disruption_budget);
+        let policy = spec.network_policy.unwrap();
+        assert_eq!(policy.ingress_namespace.as_deref(), Some("ingress-nginx"));
+        assert_eq!(policy.cache_port, 6379);
+        assert_eq!(policy.database.unwrap().cidr.as_deref(), Some("10.0.0.0/8"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use uplift_kube::spec::{IngressSpec, Resources, SecretKeyRef, SplitService};
+use uplift_kube::spec::{
+    IngressSpec, NetworkPolicySpec, PeerSpec, Resources, SecretKeyRef, SplitService,
+};
 use uplift_kube::{Error, KubeSpec, render, to_yaml};
 
 pub const IMAGE_V2: &str = "registry.local/backstage@sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -76,6 +78,43 @@ pub fn split() -> KubeSpec {
     spec
 }
 
+/// The replicas shape in its own namespace, behind a NetworkPolicy: what a production
+/// cluster gets when every optional protection is on.
+pub fn policed() -> KubeSpec {
+    let mut spec = replicas();
+    spec.secret_env.clear();
+    spec.postgres.password = Some(SecretKeyRef {
+        secret: "backstage-db".into(),
+        key: "password".into(),
+    });
+    spec.postgres.sslmode = Some("verify-full".into());
+    spec.network_policy = Some(NetworkPolicySpec {
+        ingress_namespace: Some("ingress-nginx".into()),
+        database: Some(PeerSpec {
+            namespace: Some("db".into()),
+            pod_labels: BTreeMap::from([("app".into(), "postgres".into())]),
+            ..Default::default()
+        }),
+        cache: Some(PeerSpec {
+            cidr: Some("10.20.0.0/16".into()),
+            ..Default::default()
+        }),
+        cache_port: 6379,
+        egress_cidrs: vec!["140.82.112.0/20".into()],
+    });
+    spec
+}
+
+/// Every shape the tests render: (name, spec).
+pub fn shapes() -> Vec<(&'static str, KubeSpec)> {
+    vec![
+        ("single", single()),
+        ("replicas", replicas()),
+        ("split", split()),
+        ("policed", policed()),
+    ]
+}
+
 fn yaml(spec: &KubeSpec) -> String {
     to_yaml(&render(spec).unwrap().to_values().unwrap()).unwrap()
 }
@@ -88,6 +127,11 @@ fn single_backend_manifests() {
 #[test]
 fn replicas_manifests() {
     insta::assert_snapshot!("replicas", yaml(&replicas()));
+}
+
+#[test]
+fn network_policy_manifests() {
+    insta::assert_snapshot!("policed", yaml(&policed()));
 }
 
 #[test]
@@ -223,11 +267,7 @@ fn manifests_validate_against_kubernetes_schemas() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    for (name, spec) in [
-        ("single", single()),
-        ("replicas", replicas()),
-        ("split", split()),
-    ] {
+    for (name, spec) in shapes() {
         let path = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, yaml(&spec)).unwrap();
         files.push(path);
@@ -243,12 +283,16 @@ fn manifests_validate_against_kubernetes_schemas() {
         "kubernetes-validate failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 2 + 4 + 8 objects, each reported as passing.
+    // Every object reported as passing.
+    let objects: usize = shapes()
+        .iter()
+        .map(|(_, spec)| render(spec).unwrap().objects.len())
+        .sum();
     let passed = stdout
         .lines()
         .filter(|l| l.contains("INFO") && l.contains("passed"))
         .count();
-    assert_eq!(passed, 14, "{stdout}");
+    assert_eq!(passed, objects, "{stdout}");
 
     // The validator does catch a broken manifest (so the check above can fail).
     let broken = dir.path().join("broken.yaml");

@@ -81,6 +81,7 @@ async fn first_deploy_applies_waits_and_records() {
         vec![
             "Service/backstage",
             "Deployment/backstage",
+            "PodDisruptionBudget/backstage",
             "ConfigMap/backstage-uplift-releases"
         ]
     );

@@ -161,6 +161,90 @@ pub struct KubernetesWith {
     /// `progressDeadlineSeconds` of each Deployment (default 600).
     #[serde(default)]
     pub progress_deadline_seconds: Option<u32>,
+    /// The `app.kubernetes.io/version` label (default: the image's tag, else its digest).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// How the pods run: hardened by default; each setting relaxes one protection.
+    #[serde(default)]
+    pub pod: Option<PodWith>,
+    /// Render a NetworkPolicy per backend.
+    #[serde(default)]
+    pub network_policy: Option<NetworkPolicyWith>,
+}
+
+/// `kubernetes.pod`: every field is optional; an absent one keeps the hardened default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PodWith {
+    /// `runAsUser` (default 10001).
+    #[serde(default)]
+    pub run_as_user: Option<u32>,
+    /// `runAsGroup` and `fsGroup` (default 10001).
+    #[serde(default)]
+    pub run_as_group: Option<u32>,
+    /// A read-only root filesystem (default true); `writable-paths` get an `emptyDir`.
+    #[serde(default)]
+    pub read_only_root_filesystem: Option<bool>,
+    /// Paths the app writes to (default `[/tmp]`).
+    #[serde(default)]
+    pub writable_paths: Option<Vec<String>>,
+    /// The pods' service account.
+    #[serde(default)]
+    pub service_account: Option<String>,
+    /// Mount the service-account token (default false; the Kubernetes plugin needs it).
+    #[serde(default)]
+    pub mount_service_account_token: Option<bool>,
+    /// How long a pod may take to start before liveness checks begin (default 300).
+    #[serde(default)]
+    pub startup_seconds: Option<u32>,
+    /// The pre-stop pause (default 10).
+    #[serde(default)]
+    pub pre_stop_seconds: Option<u32>,
+    /// Time to finish requests after SIGTERM, added to the pause (default 30).
+    #[serde(default)]
+    pub shutdown_seconds: Option<u32>,
+    /// Spread replicas across nodes and zones (default true).
+    #[serde(default)]
+    pub spread: Option<bool>,
+    /// A PodDisruptionBudget for backends with more than one replica (default true).
+    #[serde(default)]
+    pub disruption_budget: Option<bool>,
+    /// `revisionHistoryLimit` (default 5).
+    #[serde(default)]
+    pub history_limit: Option<u32>,
+}
+
+/// `kubernetes.network-policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkPolicyWith {
+    /// The ingress controller's namespace (needed with `ingress`).
+    #[serde(default)]
+    pub ingress_namespace: Option<String>,
+    /// Where the database is.
+    #[serde(default)]
+    pub database: Option<PeerWith>,
+    /// Where the cache is.
+    #[serde(default)]
+    pub cache: Option<PeerWith>,
+    /// The cache's port (default 6379).
+    #[serde(default)]
+    pub cache_port: Option<u16>,
+    /// Further egress, e.g. a Git host's addresses: CIDRs, any port.
+    #[serde(default)]
+    pub egress_cidrs: Vec<String>,
+}
+
+/// A network peer: a CIDR, or pods by namespace and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PeerWith {
+    #[serde(default)]
+    pub cidr: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 /// A key of a Secret.
@@ -171,7 +255,8 @@ pub struct SecretKeyWith {
     pub key: String,
 }
 
-/// The database address given to the backend.
+/// The database given to the backend (`POSTGRES_HOST`, `_PORT`, `_USER`, `_PASSWORD`,
+/// `PGSSLMODE`: what create-app's `app-config.production.yaml` reads).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresAddressWith {
@@ -181,6 +266,15 @@ pub struct PostgresAddressWith {
     /// Default 5432.
     #[serde(default)]
     pub port: Option<u16>,
+    /// Default `postgres`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The Secret key with the password.
+    #[serde(default)]
+    pub password: Option<SecretKeyWith>,
+    /// libpq's `PGSSLMODE` (`require`, `verify-ca`, `verify-full`).
+    #[serde(default)]
+    pub sslmode: Option<String>,
 }
 
 /// An Ingress.
