@@ -119,11 +119,11 @@ async fn run_in(
     if let Some(target) = target {
         command_line.env("PGPASSWORD", &target.password);
     }
-    let child = command_line
+    let mut child = command_line
         .args(args)
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -131,9 +131,29 @@ async fn run_in(
             program: program.to_owned(),
             source,
         })?;
-    let output = tokio::select! {
-        _ = cancel.cancelled() => return Err(PgError::Cancelled),
-        output = child.wait_with_output() => output.map_err(|source| PgError::Spawn { program: program.to_owned(), source })?,
+    let stderr = child.stderr.take().map(|mut pipe| {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes).await;
+            bytes
+        })
+    });
+    let status = tokio::select! {
+        _ = cancel.cancelled() => {
+            interrupt(&mut child).await;
+            return Err(PgError::Cancelled);
+        }
+        status = child.wait() => status.map_err(|source| PgError::Spawn { program: program.to_owned(), source })?,
+    };
+    let stderr = match stderr {
+        Some(reader) => reader.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let output = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
     };
     if output.status.success() {
         return Ok(());
@@ -167,6 +187,23 @@ async fn run_in(
         status: output.status.to_string(),
         stderr: tail(&stderr, 10),
     })
+}
+
+/// Stops a client program the way Ctrl-C does: SIGINT makes `pg_restore` and `pg_dump` send
+/// the server a cancel request for their statement, so the server rolls the transaction back
+/// at once instead of waiting (on a lock, say) for a client that is gone. SIGKILL after 5 s.
+async fn interrupt(child: &mut tokio::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+    }
+    if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
 /// Dumps `target` with `pg_dump --format=custom` into `dir/<name>.dump` (written to a temporary
