@@ -18,7 +18,7 @@ use super::record::{
 use super::spec::{DockerDeploySpec, HealthCheck, OnFailure};
 
 /// Why a new container was judged unhealthy, with what it said.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unhealthy {
     pub container: String,
     pub reason: String,
