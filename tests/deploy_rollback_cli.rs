@@ -92,6 +92,14 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
+    // The reverted rollout's last line counts the replicas that serve: release 2's.
+    assert!(
+        stderr.contains(&format!(
+            "rollback | rollout {target}: release 3 failed; release 2 serves (3/3 replicas)"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("WARN"), "no library log line: {stderr}");
     let summary = load.stop();
     println!(
         "SIGINT during `uplift rollback` after {:?}: load {}",

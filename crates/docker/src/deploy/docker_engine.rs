@@ -57,6 +57,17 @@ impl DockerEngine {
         &self.docker
     }
 
+    /// Whether the container is attached to `network`; `None` when it cannot be read.
+    async fn attached(&self, id: &str, network: &str) -> Option<bool> {
+        let inspect = self.inspect(id).await.ok()?;
+        Some(
+            inspect
+                .network_settings
+                .and_then(|n| n.networks)
+                .is_some_and(|n| n.contains_key(network)),
+        )
+    }
+
     async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, bollard::errors::Error> {
         self.docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -351,6 +362,12 @@ impl ContainerApi for DockerEngine {
             Ok(()) => Ok(()),
             // Not connected (already drained by an interrupted run).
             Err(e) if matches!(status(&e), Some(403 | 404)) => Ok(()),
+            // Engine 20.10 answers 500 for a container that is not connected (one that was
+            // disconnected while stopped and started again): not an error either.
+            Err(e) if !self.attached(id, network).await.unwrap_or(true) => {
+                tracing::debug!(id, network, error = %e, "not connected; nothing to disconnect");
+                Ok(())
+            }
             Err(e) => Err(docker_err(format!("disconnect {id} from {network}"))(e)),
         }
     }
