@@ -205,17 +205,7 @@ async fn sigint_during_the_restore_puts_the_serving_release_back_and_exits_130()
     db.exec(MIGRATION);
 
     // Another session holds a lock on `items`: pg_restore waits for it.
-    let mut holder = Command::new("psql")
-        .args(["-h", postgres::HOST, "-U", postgres::USER, "-d", &db.0])
-        .args([
-            "-c",
-            "begin; lock table items in access share mode; select pg_sleep(60); commit;",
-        ])
-        .env("PGPASSWORD", PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let holder = postgres::LockHolder::hold(&db.0, "items");
     let child = uplift(runtime_dir.path())
         .args(["rollback", &target, "--with-data", "--pg-database", &db.0])
         .env("PGPASSWORD", PASSWORD)
@@ -223,9 +213,8 @@ async fn sigint_during_the_restore_puts_the_serving_release_back_and_exits_130()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let waiting = "select count(*) from pg_stat_activity where application_name = 'pg_restore' and wait_event_type = 'Lock'";
     let deadline = Instant::now() + Duration::from_secs(60);
-    while postgres::admin(waiting, "postgres").unwrap() == "0" {
+    while !postgres::pg_restore_waits_on_a_lock() {
         assert!(
             Instant::now() < deadline,
             "pg_restore never waited on the lock"
@@ -237,16 +226,13 @@ async fn sigint_during_the_restore_puts_the_serving_release_back_and_exits_130()
         stopped.iter().all(|c| c.contains(" exited ")),
         "stopped during the restore: {stopped:?}"
     );
-    let kill = |pid: u32| {
-        Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .unwrap()
-    };
-    assert!(kill(child.id()).success());
+    let sigint = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigint.success());
     let out = child.wait_with_output().unwrap();
-    kill(holder.id());
-    let _ = holder.wait();
+    drop(holder);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(

@@ -97,20 +97,7 @@ pub async fn rollback_docker<A: ContainerApi>(
         .backup
         .clone()
         .ok_or_else(|| DeployStageError::NoBackup(plan.current.id.to_string()))?;
-    match deploy_postgres::check_restore(database, Path::new(&dump), cancel).await {
-        Ok(()) => {}
-        Err(PgError::Cancelled) => {
-            return Err(DeployStageError::Cancelled(
-                "nothing was stopped or restored".to_owned(),
-            ));
-        }
-        Err(error) => return Err(DeployStageError::Restore(error)),
-    }
-    if cancel.is_cancelled() {
-        return Err(DeployStageError::Cancelled(
-            "nothing was stopped or restored".to_owned(),
-        ));
-    }
+    check_before_stop(database, &dump, cancel).await?;
     tracing::info!(
         release = plan.current.id,
         "stopping the current release before restoring its data"
@@ -140,6 +127,22 @@ pub async fn rollback_docker<A: ContainerApi>(
     Ok(deployer
         .apply_rollback(plan, &CancellationToken::new())
         .await?)
+}
+
+/// What a data rollback checks before it stops anything (both targets): the dump is complete
+/// and the database takes the credentials; a cancel here has touched nothing.
+async fn check_before_stop(
+    database: &PgTarget,
+    dump: &str,
+    cancel: &CancellationToken,
+) -> Result<(), DeployStageError> {
+    let untouched = || DeployStageError::Cancelled("nothing was stopped or restored".to_owned());
+    match deploy_postgres::check_restore(database, Path::new(dump), cancel).await {
+        Ok(()) if cancel.is_cancelled() => Err(untouched()),
+        Ok(()) => Ok(()),
+        Err(PgError::Cancelled) => Err(untouched()),
+        Err(error) => Err(DeployStageError::Restore(error)),
+    }
 }
 
 /// Starts the replicas that served again (after a stop whose restore did not happen); what
@@ -187,15 +190,7 @@ pub async fn rollback_kubernetes<A: ClusterApi>(
         .backup
         .clone()
         .ok_or_else(|| DeployStageError::NoBackup(current.id.clone()))?;
-    match deploy_postgres::check_restore(database, Path::new(&dump), cancel).await {
-        Ok(()) => {}
-        Err(PgError::Cancelled) => {
-            return Err(DeployStageError::Cancelled(
-                "nothing was stopped or restored".to_owned(),
-            ));
-        }
-        Err(error) => return Err(DeployStageError::Restore(error)),
-    }
+    check_before_stop(database, &dump, cancel).await?;
     tracing::info!(release = %current.id, "stopping the current release before restoring its data");
     let stopped = tokio::select! {
         _ = cancel.cancelled() => Err(None),

@@ -214,12 +214,6 @@ async fn deploy_backs_up_first_and_rollback_with_data_restores() {
     );
 }
 
-fn interrupt(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status();
-}
-
 /// The versions answered through the alias `svc` (6 requests from a one-shot container).
 fn versions(target: &str) -> Vec<String> {
     docker::fetch_from(&format!("{target}-net"), "http://svc:8080/version", 6)
@@ -365,21 +359,10 @@ async fn a_rollback_with_data_that_cannot_restore_leaves_the_serving_release() {
     db.exec("drop view items_seen");
 
     // Cancelled while pg_restore waits on a lock another session holds.
-    let mut holder = Command::new("psql")
-        .args(["-h", postgres::HOST, "-U", postgres::USER, "-d", &db.0])
-        .args([
-            "-c",
-            "begin; lock table items in access share mode; select pg_sleep(60); commit;",
-        ])
-        .env("PGPASSWORD", PASSWORD)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let holder = postgres::LockHolder::hold(&db.0, "items");
     let token = CancellationToken::new();
-    let waiting = "select count(*) from pg_stat_activity where application_name = 'pg_restore' and wait_event_type = 'Lock'";
     let trigger = async {
-        while postgres::admin(waiting, "postgres").unwrap() == "0" {
+        while !postgres::pg_restore_waits_on_a_lock() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(
@@ -390,9 +373,7 @@ async fn a_rollback_with_data_that_cannot_restore_leaves_the_serving_release() {
         token.cancel();
     };
     let (result, ()) = tokio::join!(rollback(PASSWORD, token.clone()), trigger);
-    // Ctrl-C cancels psql's statement on the server: the lock goes with it.
-    interrupt(holder.id());
-    let _ = holder.wait();
+    drop(holder);
     let error = result.unwrap_err();
     assert_eq!(
         error.to_string(),
