@@ -114,15 +114,7 @@ pub async fn rollback_docker<A: ContainerApi>(
     };
     if let Err(error) = restored {
         let why = restart_docker(deployer, &plan).await;
-        return Err(match error {
-            PgError::Cancelled => DeployStageError::Cancelled(format!(
-                "the restore was rolled back, the database is unchanged; {why}"
-            )),
-            other => DeployStageError::RestoreFailed {
-                source: other,
-                restarted: why,
-            },
-        });
+        return Err(restore_not_done(error, why));
     }
     Ok(deployer
         .apply_rollback(plan, &CancellationToken::new())
@@ -142,6 +134,17 @@ async fn check_before_stop(
         Ok(()) => Ok(()),
         Err(PgError::Cancelled) => Err(untouched()),
         Err(error) => Err(DeployStageError::Restore(error)),
+    }
+}
+
+/// The error of a restore that failed or was cancelled after the stop; `restarted` says what
+/// came of starting the current release again.
+fn restore_not_done(error: PgError, restarted: String) -> DeployStageError {
+    match error {
+        PgError::Cancelled => DeployStageError::Cancelled(format!(
+            "the restore was rolled back, the database is unchanged; {restarted}"
+        )),
+        source => DeployStageError::RestoreFailed { source, restarted },
     }
 }
 
@@ -212,15 +215,7 @@ pub async fn rollback_kubernetes<A: ClusterApi>(
     }
     if let Err(error) = deploy_postgres::restore(database, Path::new(&dump), cancel).await {
         let why = restart(api, namespace, &current, options).await;
-        return Err(match error {
-            PgError::Cancelled => DeployStageError::Cancelled(format!(
-                "the restore was rolled back, the database is unchanged; {why}"
-            )),
-            other => DeployStageError::RestoreFailed {
-                source: other,
-                restarted: why,
-            },
-        });
+        return Err(restore_not_done(error, why));
     }
     Ok(uplift_kube::apply_rollback(api, plan, options).await?)
 }
