@@ -399,14 +399,22 @@ async fn the_history_survives_stopped_missing_and_half_rolled_replicas() {
         ]
     );
 
-    // A roll killed half-way: the future is dropped while the second new replica waits for
-    // health (the first one serves beside an old one by then).
-    let killed = tokio::time::timeout(
-        Duration::from_secs(4),
-        deployer.deploy(&deploy("v1"), &none, None, &cancel),
-    )
-    .await;
-    assert!(killed.is_err(), "the roll was to be cut: {killed:?}");
+    // A roll killed half-way: the future is dropped once the second new replica exists (the
+    // first one serves by then, and an old one is stopped).
+    let second_replica = format!("{target}-5-1 ");
+    let cut = async {
+        while !target_containers(&target)
+            .iter()
+            .any(|c| c.starts_with(&second_replica))
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let v1 = deploy("v1");
+    tokio::select! {
+        done = deployer.deploy(&v1, &none, None, &cancel) => panic!("the roll was to be cut: {done:?}"),
+        () = cut => {}
+    }
     assert_eq!(docker::target_records(&target), [4, 3, 2, 1]);
     let recovery = deployer
         .deploy(&deploy("v1"), &none, None, &cancel)
@@ -418,7 +426,12 @@ async fn the_history_survives_stopped_missing_and_half_rolled_replicas() {
         Some(4),
         "the killed roll is no release"
     );
-    assert!(!recovery.recovered.is_empty());
+    assert_eq!(
+        recovery.recovered.len(),
+        2,
+        "the stopped old replica and the new one outside the alias: {:?}",
+        recovery.recovered
+    );
     let ids: Vec<u64> = deployer
         .history(&two)
         .await
