@@ -92,6 +92,14 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
+    // The reverted rollout's last line counts the replicas that serve: release 2's.
+    assert!(
+        stderr.contains(&format!(
+            "rollback | rollout {target}: release 3 failed; release 2 serves (3/3 replicas)"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("WARN"), "no library log line: {stderr}");
     let summary = load.stop();
     println!(
         "SIGINT during `uplift rollback` after {:?}: load {}",
@@ -149,4 +157,95 @@ async fn rollback_returns_to_the_previous_release_and_sigint_keeps_what_served()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no record of release 42"));
+}
+
+/// `uplift rollback --with-data` interrupted by SIGINT while `pg_restore` waits on a lock: the
+/// restore is rolled back, the release that served is started again, exit 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_the_restore_puts_the_serving_release_back_and_exits_130() {
+    use uplift_testkit::postgres::{self, Db, ITEMS, MIGRATION, PASSWORD};
+    let Some(db) = Db::create(format!("uplift_cli_restore_{}", std::process::id()), ITEMS) else {
+        return;
+    };
+    if !docker::available() {
+        return;
+    }
+    build_deploy_fixture("v1", "Dockerfile");
+    build_deploy_fixture("v2", "Dockerfile");
+    let target = per_process("upt-clidata");
+    let _cleanup = TargetCleanup::new(&target, &target);
+    let runtime_dir = tempfile::tempdir().unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let deployer = Deployer::connect()
+        .await
+        .unwrap()
+        .with_lock_dir(runtime_dir.path().join("uplift/locks"));
+    let cancel = CancellationToken::new();
+    let none = Default::default();
+    let database = uplift_stages::deploy_postgres::PgTarget {
+        host: postgres::HOST.into(),
+        port: postgres::PORT,
+        user: postgres::USER.into(),
+        database: db.0.clone(),
+        password: PASSWORD.into(),
+    };
+    for (tag, dir) in [("v1", runs.path().join("1")), ("v2", runs.path().join("2"))] {
+        let mut spec = spec(&target, tag);
+        spec.replicas = 2;
+        uplift_stages::deploy::deploy_docker(
+            &deployer,
+            &spec,
+            &none,
+            Some((&database, &dir)),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    }
+    db.exec(MIGRATION);
+
+    // Another session holds a lock on `items`: pg_restore waits for it.
+    let holder = postgres::LockHolder::hold(&db.0, "items");
+    let child = uplift(runtime_dir.path())
+        .args(["rollback", &target, "--with-data", "--pg-database", &db.0])
+        .env("PGPASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !postgres::pg_restore_waits_on_a_lock() {
+        assert!(
+            Instant::now() < deadline,
+            "pg_restore never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = containers(&target);
+    assert!(
+        stopped.iter().all(|c| c.contains(" exited ")),
+        "stopped during the restore: {stopped:?}"
+    );
+    let sigint = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigint.success());
+    let out = child.wait_with_output().unwrap();
+    drop(holder);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(
+        stderr.contains(
+            "error: cancelled; the restore was rolled back, the database is unchanged; release 2 serves again"
+        ),
+        "{stderr}"
+    );
+    let now = containers(&target);
+    assert!(
+        now.len() == 2 && now.iter().all(|c| c.ends_with("running 2")),
+        "release 2 serves again: {now:?}"
+    );
+    assert!(versions(&target).iter().all(|v| v == "v2"));
+    assert_eq!(db.rows(), "1:ONE,3:three,4:four");
 }

@@ -189,9 +189,23 @@ stages:
     continue-on-error: true
     with:
       run: echo x >> hopeless.count; exit 7
+  single:
+    uses: run
+    continue-on-error: true
+    with:
+      run: exit 5
 "#;
     let out = run_in(d, pipeline, &[]);
     assert!(out.status.success(), "{}", text(&out));
+    // Attempts are counted only where there are retries.
+    let shown = text(&out);
+    assert!(shown.contains("attempt 1 failed"), "{shown}");
+    assert!(
+        !shown
+            .lines()
+            .any(|l| l.contains("single") && l.contains("attempt")),
+        "{shown}"
+    );
     let count = |f: &str| std::fs::read_to_string(d.join(f)).unwrap().lines().count();
     assert_eq!(count("once.count"), 1);
     assert_eq!(count("flaky.count"), 3);

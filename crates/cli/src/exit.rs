@@ -7,11 +7,15 @@
 //! | 2 | bad input: usage, an invalid pipeline file, an unknown release, a malformed template or marker |
 //! | 3 | the environment failed: I/O, git, Docker, an unreachable upstream |
 //! | 130 | cancelled by a signal |
+//!
+//! Library errors get their code from their kind ([`crate::error_kind`]): one map,
+//! `Kind::exit`, and [`CliError::classified`] to build an error from it.
 
 use std::fmt::Display;
 use std::process::ExitCode;
 
 use crate::GlobalArgs;
+use crate::error_kind::Classify;
 
 /// The documented exit codes (see the module docs and the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,11 @@ impl CliError {
             causes,
             rendered: None,
         }
+    }
+
+    /// Builds an error whose exit code comes from its kind ([`Classify`]).
+    pub fn classified<E: Classify + std::error::Error + 'static>(error: &E) -> Self {
+        Self::from_error(error.kind().exit(), error)
     }
 
     pub fn with_hint(mut self, hint: impl Display) -> Self {

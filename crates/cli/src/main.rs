@@ -4,6 +4,7 @@
 //! a one-line message, a `hint:` and a documented exit code (see [`exit`]).
 
 mod commands;
+mod error_kind;
 mod exit;
 mod gha;
 mod output;

@@ -331,3 +331,118 @@ async fn env_secrets_ports_volumes_and_limits_reach_the_container() {
     let note = docker(&["exec", name, "/bin/busybox", "cat", "/data/note"]);
     assert_eq!(note, "mounted");
 }
+
+/// The release history survives every state of the replicas, and a killed roll is not a
+/// release: all replicas stopped (an outage) → rollback works; all removed → a new deploy
+/// keeps the earlier releases and their dumps; a roll dropped half-way (the run killed) →
+/// the recovery deploy follows the last release that served, and so does a plain rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_survives_stopped_missing_and_half_rolled_replicas() {
+    if !docker::available() {
+        return;
+    }
+    let (target, _cleanup, locks) = setup("history");
+    let deployer = deployer(locks.path()).await;
+    let none = BTreeMap::new();
+    let cancel = CancellationToken::new();
+    let mut two = spec(&target, "v1");
+    two.replicas = 2;
+    two.drain_ms = 200;
+    let deploy = |tag: &str| {
+        let mut spec = two.clone();
+        spec.image = format!("uplift-deploy-fixture:{tag}");
+        spec
+    };
+    let network = format!("{target}-net");
+    let rollback = || deployer.rollback(&target, &network, "svc", None, &none, &cancel);
+    deployer
+        .deploy(&deploy("v1"), &none, Some("dump-1".into()), &cancel)
+        .await
+        .unwrap();
+    deployer
+        .deploy(&deploy("v2"), &none, Some("dump-2".into()), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(docker::target_records(&target), [2, 1]);
+
+    // An outage: every replica stopped. The rollback still knows releases 2 and 1.
+    for name in target_containers(&target) {
+        let name = name.split_whitespace().next().unwrap().to_owned();
+        docker(&["stop", "-t", "1", &name]);
+    }
+    let back = rollback().await.unwrap();
+    assert_eq!((back.record.id, back.record.rollback_of), (3, Some(1)));
+    assert!(versions_via_alias(&target).iter().all(|v| v == "v1"));
+
+    // Every replica gone: a new deploy keeps 1-3 and their dumps.
+    for name in target_containers(&target) {
+        let name = name.split_whitespace().next().unwrap().to_owned();
+        docker(&["rm", "-f", &name]);
+    }
+    let fourth = deployer
+        .deploy(&deploy("v2"), &none, Some("dump-4".into()), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(fourth.record.previous, Some(3));
+    let history = deployer.history(&two).await.unwrap();
+    let summary: Vec<(u64, Option<&str>)> = history
+        .iter()
+        .map(|r| (r.id, r.backup.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (4, Some("dump-4")),
+            (3, Some("dump-1")),
+            (2, Some("dump-2")),
+            (1, Some("dump-1"))
+        ]
+    );
+
+    // A roll killed half-way: the future is dropped once the second new replica exists (the
+    // first one serves by then, and an old one is stopped).
+    let second_replica = format!("{target}-5-1 ");
+    let cut = async {
+        while !target_containers(&target)
+            .iter()
+            .any(|c| c.starts_with(&second_replica))
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let v1 = deploy("v1");
+    tokio::select! {
+        done = deployer.deploy(&v1, &none, None, &cancel) => panic!("the roll was to be cut: {done:?}"),
+        () = cut => {}
+    }
+    assert_eq!(docker::target_records(&target), [4, 3, 2, 1]);
+    let recovery = deployer
+        .deploy(&deploy("v1"), &none, None, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(recovery.record.id, 6);
+    assert_eq!(
+        recovery.record.previous,
+        Some(4),
+        "the killed roll is no release"
+    );
+    assert_eq!(
+        recovery.recovered.len(),
+        2,
+        "the stopped old replica and the new one outside the alias: {:?}",
+        recovery.recovered
+    );
+    let ids: Vec<u64> = deployer
+        .history(&two)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, [6, 4, 3, 2, 1]);
+    let back = rollback().await.unwrap();
+    assert_eq!(back.record.rollback_of, Some(4));
+    assert!(versions_via_alias(&target).iter().all(|v| v == "v2"));
+    let replicas = target_containers(&target);
+    assert_eq!(replicas.len(), 2, "{replicas:?}");
+}

@@ -766,7 +766,10 @@ async fn run_stage(job: Job) -> Outcome {
                 } else {
                     error.to_string()
                 };
-                sink.info(&format!("uplift: attempt {attempt} failed: {reason}"));
+                // Only a stage that may retry has attempts to count.
+                if max_attempts > 1 {
+                    sink.info(&format!("uplift: attempt {attempt} failed: {reason}"));
+                }
                 if attempt >= max_attempts {
                     return fail(reason, attempt);
                 }

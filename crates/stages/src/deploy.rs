@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
-use uplift_docker::deploy::{DeployError, DeployReport, Deployer, DockerDeploySpec};
+use uplift_docker::deploy::{
+    ContainerApi, DeployError, DeployReport, Deployer, DockerDeploySpec, RollbackPlan,
+};
 use uplift_kube::{ClusterApi, DeployOptions, ReleaseRecord};
 
 use crate::deploy_postgres::{self, PgError, PgTarget};
@@ -21,8 +23,14 @@ pub use uplift_kube as kube;
 pub enum DeployStageError {
     #[error("back up the database before deploying; nothing was deployed")]
     Backup(#[source] PgError),
-    #[error("restore the database")]
+    #[error("restore the database; nothing was stopped")]
     Restore(#[source] PgError),
+    #[error("restore the database; the database is unchanged and {restarted}")]
+    RestoreFailed {
+        #[source]
+        source: PgError,
+        restarted: String,
+    },
     #[error(transparent)]
     Deploy(#[from] DeployError),
     #[error("release {0} has no database backup to restore")]
@@ -57,11 +65,20 @@ pub async fn deploy_docker(
     Ok(deployer.deploy(spec, secrets, backup, cancel).await?)
 }
 
-/// Rolls `target` back to `to` (or the previous release). With `database`, the current
-/// release's containers are stopped first, the dump taken before the current release was
-/// deployed is restored, and only then is the older release started.
-pub async fn rollback_docker(
-    deployer: &Deployer,
+/// Rolls `target` back to `to` (or the previous release). With `database`, in an order that
+/// never lets the current release write to restored data, and never leaves the service down:
+/// 1. everything checkable is checked while the current release still serves: the dump taken
+///    before the current release is recorded, complete (`pg_restore --list` and a full read),
+///    and the database accepts the credentials;
+/// 2. the current release's replicas are stopped;
+/// 3. the dump is restored (`pg_restore --single-transaction`: all or nothing);
+/// 4. the older release is rolled out.
+///
+/// A failure or cancel before the restore completed leaves the data as it was, so the
+/// replicas that served are started again. Once the data is restored, a cancel no longer stops
+/// the rollback: only the older release fits the restored data.
+pub async fn rollback_docker<A: ContainerApi>(
+    deployer: &Deployer<A>,
     target: &str,
     network: &str,
     alias: &str,
@@ -72,23 +89,79 @@ pub async fn rollback_docker(
     let plan = deployer
         .plan_rollback(target, network, alias, to, &BTreeMap::new())
         .await?;
-    if let Some(database) = database {
-        let dump = plan
-            .current
-            .backup
-            .clone()
-            .ok_or_else(|| DeployStageError::NoBackup(plan.current.id.to_string()))?;
-        deployer.stop_serving(&plan).await?;
-        deploy_postgres::restore(database, Path::new(&dump), cancel)
-            .await
-            .map_err(DeployStageError::Restore)?;
+    let Some(database) = database else {
+        return Ok(deployer.apply_rollback(plan, cancel).await?);
+    };
+    let dump = plan
+        .current
+        .backup
+        .clone()
+        .ok_or_else(|| DeployStageError::NoBackup(plan.current.id.to_string()))?;
+    check_before_stop(database, &dump, cancel).await?;
+    tracing::info!(
+        release = plan.current.id,
+        "stopping the current release before restoring its data"
+    );
+    if let Err(error) = deployer.stop_serving(&plan).await {
+        let why = restart_docker(deployer, &plan).await;
+        tracing::info!("{why}");
+        return Err(error.into());
     }
-    Ok(deployer.apply_rollback(plan, cancel).await?)
+    let restored = if cancel.is_cancelled() {
+        Err(PgError::Cancelled)
+    } else {
+        deploy_postgres::restore(database, Path::new(&dump), cancel).await
+    };
+    if let Err(error) = restored {
+        let why = restart_docker(deployer, &plan).await;
+        return Err(restore_not_done(error, why));
+    }
+    Ok(deployer
+        .apply_rollback(plan, &CancellationToken::new())
+        .await?)
+}
+
+/// What a data rollback checks before it stops anything (both targets): the dump is complete
+/// and the database takes the credentials; a cancel here has touched nothing.
+async fn check_before_stop(
+    database: &PgTarget,
+    dump: &str,
+    cancel: &CancellationToken,
+) -> Result<(), DeployStageError> {
+    let untouched = || DeployStageError::Cancelled("nothing was stopped or restored".to_owned());
+    match deploy_postgres::check_restore(database, Path::new(dump), cancel).await {
+        Ok(()) if cancel.is_cancelled() => Err(untouched()),
+        Ok(()) => Ok(()),
+        Err(PgError::Cancelled) => Err(untouched()),
+        Err(error) => Err(DeployStageError::Restore(error)),
+    }
+}
+
+/// The error of a restore that failed or was cancelled after the stop; `restarted` says what
+/// came of starting the current release again.
+fn restore_not_done(error: PgError, restarted: String) -> DeployStageError {
+    match error {
+        PgError::Cancelled => DeployStageError::Cancelled(format!(
+            "the restore was rolled back, the database is unchanged; {restarted}"
+        )),
+        source => DeployStageError::RestoreFailed { source, restarted },
+    }
+}
+
+/// Starts the replicas that served again (after a stop whose restore did not happen); what
+/// came of it.
+async fn restart_docker<A: ContainerApi>(deployer: &Deployer<A>, plan: &RollbackPlan) -> String {
+    let id = plan.current.id;
+    match deployer.restart_serving(plan).await {
+        Ok(()) => format!("release {id} serves again"),
+        Err(error) => format!("starting release {id} again failed: {error}"),
+    }
 }
 
 /// Rolls the Kubernetes app `app` back to `to` (or the previous release). With `database`, in
 /// an order that never lets the current release write to restored data:
-/// 1. the dump taken before the current release is checked (nothing is touched without one);
+/// 1. everything checkable is checked first, as for Docker: the dump taken before the current
+///    release is recorded and complete, and the database accepts the credentials;
 /// 2. the current release is stopped: its Deployments scaled to 0, and the pods waited for
 ///    until none is left, terminating ones included ([`uplift_kube::stop`]);
 /// 3. the dump is restored (`pg_restore --single-transaction`: all or nothing);
@@ -120,9 +193,7 @@ pub async fn rollback_kubernetes<A: ClusterApi>(
         .backup
         .clone()
         .ok_or_else(|| DeployStageError::NoBackup(current.id.clone()))?;
-    deploy_postgres::check_dump(Path::new(&dump))
-        .await
-        .map_err(DeployStageError::Restore)?;
+    check_before_stop(database, &dump, cancel).await?;
     tracing::info!(release = %current.id, "stopping the current release before restoring its data");
     let stopped = tokio::select! {
         _ = cancel.cancelled() => Err(None),
@@ -138,21 +209,13 @@ pub async fn rollback_kubernetes<A: ClusterApi>(
         }
         Err(Some(error)) => {
             let why = restart(api, namespace, &current, options).await;
-            tracing::warn!("{why}");
+            tracing::info!("{why}");
             return Err(DeployStageError::Kube(error));
         }
     }
     if let Err(error) = deploy_postgres::restore(database, Path::new(&dump), cancel).await {
         let why = restart(api, namespace, &current, options).await;
-        return Err(match error {
-            PgError::Cancelled => DeployStageError::Cancelled(format!(
-                "the restore was rolled back, the database is unchanged; {why}"
-            )),
-            other => {
-                tracing::warn!("{why}");
-                DeployStageError::Restore(other)
-            }
-        });
+        return Err(restore_not_done(error, why));
     }
     Ok(uplift_kube::apply_rollback(api, plan, options).await?)
 }
@@ -164,7 +227,7 @@ async fn restart<A: ClusterApi>(
     current: &ReleaseRecord,
     options: &DeployOptions,
 ) -> String {
-    tracing::warn!(release = %current.id, "starting the current release again");
+    tracing::info!(release = %current.id, "starting the current release again");
     match uplift_kube::reapply(api, namespace, current, options).await {
         Ok(()) => format!("release {} was started again", current.id),
         Err(error) => format!("starting release {} again failed: {error}", current.id),

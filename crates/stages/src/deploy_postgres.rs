@@ -85,6 +85,8 @@ pub enum PgError {
     },
     #[error("{0} is not a pg_dump custom-format file")]
     NotADump(PathBuf),
+    #[error("{} is not a complete dump: {detail}", path.display())]
+    Incomplete { path: PathBuf, detail: String },
     #[error("cancelled")]
     Cancelled,
 }
@@ -100,14 +102,28 @@ async fn run(
     target: &PgTarget,
     cancel: &CancellationToken,
 ) -> Result<(), PgError> {
+    run_in(program, args, Some(target), cancel).await
+}
+
+/// Runs a PostgreSQL client program; `target` gives the password (and names the database in
+/// errors) when it talks to a server.
+async fn run_in(
+    program: &str,
+    args: &[String],
+    target: Option<&PgTarget>,
+    cancel: &CancellationToken,
+) -> Result<(), PgError> {
     let command = format!("{program} {}", args.join(" "));
     tracing::info!(%command, "postgres");
-    let child = tokio::process::Command::new(program)
+    let mut command_line = tokio::process::Command::new(program);
+    if let Some(target) = target {
+        command_line.env("PGPASSWORD", &target.password);
+    }
+    let mut child = command_line
         .args(args)
-        .env("PGPASSWORD", &target.password)
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -115,14 +131,42 @@ async fn run(
             program: program.to_owned(),
             source,
         })?;
-    let output = tokio::select! {
-        _ = cancel.cancelled() => return Err(PgError::Cancelled),
-        output = child.wait_with_output() => output.map_err(|source| PgError::Spawn { program: program.to_owned(), source })?,
+    let stderr = child.stderr.take().map(|mut pipe| {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes).await;
+            bytes
+        })
+    });
+    let status = tokio::select! {
+        _ = cancel.cancelled() => {
+            interrupt(&mut child).await;
+            return Err(PgError::Cancelled);
+        }
+        status = child.wait() => status.map_err(|source| PgError::Spawn { program: program.to_owned(), source })?,
+    };
+    let stderr = match stderr {
+        Some(reader) => reader.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let output = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
     };
     if output.status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).replace(&target.password, "***");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let Some(target) = target else {
+        return Err(PgError::Failed {
+            command,
+            status: output.status.to_string(),
+            stderr: tail(&stderr, 10),
+        });
+    };
+    let stderr = stderr.replace(&target.password, "***");
     if stderr.contains("password authentication failed") || stderr.contains("no password supplied")
     {
         return Err(PgError::Auth {
@@ -143,6 +187,23 @@ async fn run(
         status: output.status.to_string(),
         stderr: tail(&stderr, 10),
     })
+}
+
+/// Stops a client program the way Ctrl-C does: SIGINT makes `pg_restore` and `pg_dump` send
+/// the server a cancel request for their statement, so the server rolls the transaction back
+/// at once instead of waiting (on a lock, say) for a client that is gone. SIGKILL after 5 s.
+async fn interrupt(child: &mut tokio::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+    }
+    if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
 /// Dumps `target` with `pg_dump --format=custom` into `dir/<name>.dump` (written to a temporary
@@ -209,6 +270,54 @@ pub async fn check_dump(dump: &Path) -> Result<(), PgError> {
         return Err(PgError::NotADump(dump.to_path_buf()));
     }
     Ok(())
+}
+
+/// Checks that `dump` is complete: `pg_restore --list` reads its table of contents, then a
+/// `pg_restore` into `/dev/null` reads every entry to the end (a truncated file fails here;
+/// the list alone reads only the head). Touches no database.
+pub async fn check_dump_complete(dump: &Path, cancel: &CancellationToken) -> Result<(), PgError> {
+    check_dump(dump).await?;
+    let path = dump.display().to_string();
+    for args in [
+        vec!["--list".to_owned(), path.clone()],
+        vec!["--file=/dev/null".to_owned(), path.clone()],
+    ] {
+        match run_in("pg_restore", &args, None, cancel).await {
+            Ok(()) => {}
+            Err(PgError::Failed { stderr, .. }) => {
+                return Err(PgError::Incomplete {
+                    path: dump.to_path_buf(),
+                    detail: tail(&stderr, 1),
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `target` accepts the credentials (a `select 1` through `psql`), so a refused
+/// password or an unreachable server is reported at once, before anything is stopped.
+pub async fn check_login(target: &PgTarget, cancel: &CancellationToken) -> Result<(), PgError> {
+    let mut args = target.connection_args();
+    args.extend([
+        format!("--dbname={}", target.database),
+        "--no-psqlrc".to_owned(),
+        "--quiet".to_owned(),
+        "--command=select 1".to_owned(),
+    ]);
+    run("psql", &args, target, cancel).await
+}
+
+/// Everything a restore can be checked for without doing it: the dump is complete and the
+/// database accepts the credentials.
+pub async fn check_restore(
+    target: &PgTarget,
+    dump: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), PgError> {
+    check_dump_complete(dump, cancel).await?;
+    check_login(target, cancel).await
 }
 
 /// Restores a dump into `target` with `pg_restore --clean --if-exists --single-transaction`:

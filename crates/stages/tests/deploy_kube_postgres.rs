@@ -226,8 +226,7 @@ async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_to
     let api = two_releases(&db, dir.path()).await;
     let cancel = CancellationToken::new();
 
-    // A refused password: v2 is stopped, the restore fails, v2 is started again on its
-    // untouched data, and release 2 stays current.
+    // A refused password: found before anything is stopped.
     let error = rollback_kubernetes(
         &api,
         "default",
@@ -243,6 +242,39 @@ async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_to
         matches!(error, DeployStageError::Restore(PgError::Auth { .. })),
         "{error:?}"
     );
+    assert_eq!(api.journal(), Vec::new(), "no cluster call was made");
+
+    // A restore that fails once it runs (a view the dump does not know depends on `items`,
+    // so its DROP fails): v2 is stopped, the restore is rolled back, v2 is started again on
+    // its untouched data, and release 2 stays current.
+    db.exec("create view items_seen as select id from items");
+    let error = rollback_kubernetes(
+        &api,
+        "default",
+        "backstage",
+        None,
+        Some(&db.target(PASSWORD)),
+        &options(),
+        &cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DeployStageError::RestoreFailed {
+                source: PgError::Failed { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("the database is unchanged and release 2 was started again"),
+        "{error}"
+    );
     let calls: Vec<String> = api.journal().into_iter().map(|(c, _)| c).collect();
     assert_eq!(calls.first().unwrap(), "apply Deployment/backstage v2 x0");
     assert_eq!(
@@ -254,6 +286,7 @@ async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_to
     );
     assert_eq!(rows(&db.0), MIGRATED);
     assert_eq!(current(&api), "2");
+    db.exec("drop view items_seen");
 
     // The dump is gone: refused before anything is stopped.
     api.journal.lock().unwrap().clear();
@@ -289,25 +322,34 @@ async fn a_cancel_while_the_pods_stop_starts_the_current_release_again() {
     let selector = normal_selector(&uplift_kube::render::pod_selector("backstage", "backend"));
     api.cluster.script_pods(&selector, vec![pods]);
     let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
-    tokio::spawn(async move {
+    let cancelled_at = std::sync::OnceLock::new();
+    // Cancelled once the stop has begun (the checks before it are done by then).
+    let trigger = async {
+        while !api
+            .journal()
+            .iter()
+            .any(|(call, _)| call == "apply Deployment/backstage v2 x0")
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        trigger.cancel();
-    });
-    let started = std::time::Instant::now();
-    let error = rollback_kubernetes(
+        cancelled_at.get_or_init(std::time::Instant::now);
+        cancel.cancel();
+    };
+    let (database, options) = (db.target(PASSWORD), options());
+    let rollback = rollback_kubernetes(
         &api,
         "default",
         "backstage",
         None,
-        Some(&db.target(PASSWORD)),
-        &options(),
+        Some(&database),
+        &options,
         &cancel,
-    )
-    .await
-    .unwrap_err();
+    );
+    let (error, ()) = tokio::join!(rollback, trigger);
+    let error = error.unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        cancelled_at.get().unwrap().elapsed() < Duration::from_secs(3),
         "the cancel ended the wait"
     );
     assert_eq!(

@@ -213,3 +213,173 @@ async fn deploy_backs_up_first_and_rollback_with_data_restores() {
         String::from_utf8_lossy(&v1_id.stdout).trim()
     );
 }
+
+/// The versions answered through the alias `svc` (6 requests from a one-shot container).
+fn versions(target: &str) -> Vec<String> {
+    docker::fetch_from(&format!("{target}-net"), "http://svc:8080/version", 6)
+}
+
+/// `name state release` of the target's replicas, by name.
+fn replicas(target: &str) -> Vec<String> {
+    docker::target_containers(
+        target,
+        true,
+        "{{.Names}} {{.State}} {{.Label \"dev.uplift.deploy.release\"}}",
+    )
+}
+
+/// Every way a restore can fail, on the real Docker Engine and PostgreSQL, under a load loop
+/// through the alias: a truncated dump and a refused password are found before anything is
+/// stopped (0 failed requests); a restore that fails once it runs, or is cancelled while it
+/// waits on a lock, starts the release that served again, on its unchanged data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_with_data_that_cannot_restore_leaves_the_serving_release() {
+    let Some(db) = items_db("uplift_norestore") else {
+        return;
+    };
+    if !docker::available() {
+        return;
+    }
+    build_deploy_fixture("v1", "Dockerfile");
+    build_deploy_fixture("v2", "Dockerfile");
+    let target = per_process("upt-norestore");
+    let network = format!("{target}-net");
+    let _cleanup = TargetCleanup::new(&target, &network);
+    let locks = tempfile::tempdir().unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let deployer = Deployer::connect()
+        .await
+        .unwrap()
+        .with_lock_dir(locks.path());
+    let cancel = CancellationToken::new();
+    let none = Default::default();
+    let mut two = spec(&target, "v1");
+    two.replicas = 2;
+    deploy_docker(
+        &deployer,
+        &two,
+        &none,
+        Some((&db.target(PASSWORD), runs.path())),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    two.image = "uplift-deploy-fixture:v2".into();
+    let second = deploy_docker(
+        &deployer,
+        &two,
+        &none,
+        Some((&db.target(PASSWORD), &runs.path().join("2"))),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    db.exec(MIGRATION);
+    let serving = [
+        format!("{target}-2-0 running 2"),
+        format!("{target}-2-1 running 2"),
+    ];
+    assert_eq!(replicas(&target), serving);
+    let rollback = |password: &'static str, cancel: CancellationToken| {
+        let deployer = &deployer;
+        let target = &target;
+        let network = &network;
+        let database = db.target(password);
+        async move {
+            rollback_docker(
+                deployer,
+                target,
+                network,
+                "svc",
+                None,
+                Some(&database),
+                &cancel,
+            )
+            .await
+        }
+    };
+
+    // Under load: a truncated dump, then a refused password.
+    let load = docker::LoadLoop::start(&target, &network, "http://svc:8080/version", 4000, 90);
+    let dump = std::path::PathBuf::from(second.record.backup.clone().unwrap());
+    let whole = std::fs::read(&dump).unwrap();
+    std::fs::write(&dump, &whole[..whole.len() - 30]).unwrap();
+    let error = rollback(PASSWORD, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DeployStageError::Restore(PgError::Incomplete { .. })),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("nothing was stopped"), "{error}");
+    std::fs::write(&dump, &whole).unwrap();
+    let started = std::time::Instant::now();
+    let error = rollback("not-the-password", CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DeployStageError::Restore(PgError::Auth { .. })),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a refused password is found at once, not after the stop: {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let result = load.stop();
+    println!(
+        "rollback --with-data refused (truncated dump, wrong password) under load: {}",
+        result.line
+    );
+    assert_eq!(result.fail, 0, "{result:?}");
+    assert!(result.ok > 10 && result.v2 == result.ok, "{result:?}");
+    assert_eq!(replicas(&target), serving);
+    assert_eq!(db.rows(), "1:ONE,3:three,4:four");
+
+    // A restore that fails once it runs (a view the dump does not know depends on `items`):
+    // release 2 is stopped, then started again on its data.
+    db.exec("create view items_seen as select id from items");
+    let error = rollback(PASSWORD, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DeployStageError::RestoreFailed { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .ends_with("the database is unchanged and release 2 serves again"),
+        "{error}"
+    );
+    assert_eq!(replicas(&target), serving);
+    assert!(versions(&target).iter().all(|v| v == "v2"));
+    assert_eq!(db.rows(), "1:ONE,3:three,4:four");
+    db.exec("drop view items_seen");
+
+    // Cancelled while pg_restore waits on a lock another session holds.
+    let holder = postgres::LockHolder::hold(&db.0, "items");
+    let token = CancellationToken::new();
+    let trigger = async {
+        while !postgres::pg_restore_waits_on_a_lock() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            replicas(&target).iter().all(|c| c.contains(" exited ")),
+            "stopped while it restores: {:?}",
+            replicas(&target)
+        );
+        token.cancel();
+    };
+    let (result, ()) = tokio::join!(rollback(PASSWORD, token.clone()), trigger);
+    drop(holder);
+    let error = result.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cancelled; the restore was rolled back, the database is unchanged; release 2 serves again"
+    );
+    assert_eq!(replicas(&target), serving);
+    assert!(versions(&target).iter().all(|v| v == "v2"));
+    assert_eq!(db.rows(), "1:ONE,3:three,4:four");
+}

@@ -151,16 +151,44 @@ impl Drop for TargetCleanup {
     }
 }
 
-/// One line per container of a deploy target, in `docker ps` `FORMAT`; stopped ones too when
-/// `all`.
+/// One line per replica of a deploy target, in `docker ps` `FORMAT`, sorted; stopped ones too
+/// when `all`. The target's release records (containers that are never started) are not
+/// replicas: [`target_records`] lists them.
 pub fn target_containers(target: &str, all: bool, format: &str) -> Vec<String> {
+    let mut lines: Vec<String> = target_lines(target, all, format)
+        .into_iter()
+        .filter_map(|(record, line)| (!record).then_some(line))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The release ids of a deploy target's record containers, newest first.
+pub fn target_records(target: &str) -> Vec<u64> {
+    let mut ids: Vec<u64> = target_lines(target, true, "{{.Label \"dev.uplift.deploy.release\"}}")
+        .into_iter()
+        .filter(|(record, _)| *record)
+        .filter_map(|(_, id)| id.parse().ok())
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids
+}
+
+/// `(is a record container, line in FORMAT)` of each container of a target.
+fn target_lines(target: &str, all: bool, format: &str) -> Vec<(bool, String)> {
     let filter = format!("label=dev.uplift.deploy.target={target}");
+    let format =
+        format!("{{{{if .Label \"dev.uplift.deploy.record\"}}}}record{{{{end}}}}|{format}");
     let mut args = vec!["ps"];
     if all {
         args.push("-a");
     }
-    args.extend(["--filter", &filter, "--format", format]);
-    docker(&args).lines().map(str::to_owned).collect()
+    args.extend(["--filter", &filter, "--format", &format]);
+    docker(&args)
+        .lines()
+        .filter_map(|line| line.split_once('|'))
+        .map(|(record, line)| (record == "record", line.to_owned()))
+        .collect()
 }
 
 /// The body of `COUNT` GETs of `URL` (5 s each, `FAIL` for a failed one) from a one-shot

@@ -92,3 +92,53 @@ impl Drop for Db {
         );
     }
 }
+
+/// A session holding a lock on a table (`access share`, in an open transaction), so that a
+/// `pg_restore --clean` of it waits; released on drop (SIGINT makes psql cancel its statement
+/// on the server, which ends the transaction at once).
+pub struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    /// Locks `TABLE` of `DATABASE` for at most 60 s.
+    pub fn hold(database: &str, table: &str) -> LockHolder {
+        let sql =
+            format!("begin; lock table {table} in access share mode; select pg_sleep(60); commit;");
+        let child = Command::new("psql")
+            .args([
+                "-h",
+                HOST,
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                USER,
+                "-d",
+                database,
+            ])
+            .args(["-c", &sql])
+            .env("PGPASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        LockHolder(child)
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether a `pg_restore` session waits on a lock now.
+pub fn pg_restore_waits_on_a_lock() -> bool {
+    admin(
+        "select count(*) from pg_stat_activity where application_name = 'pg_restore' and wait_event_type = 'Lock'",
+        "postgres",
+    )
+    .unwrap()
+        != "0"
+}

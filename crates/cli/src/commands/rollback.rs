@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use uplift_stages::deploy::docker::{DeployError, Deployer};
 use uplift_stages::deploy::kube::{self, DeployOptions, Kubectl};
 use uplift_stages::deploy::{DeployStageError, rollback_docker, rollback_kubernetes};
-use uplift_stages::deploy_postgres::{PgError, PgTarget};
+use uplift_stages::deploy_postgres::PgTarget;
 
 use crate::GlobalArgs;
 use crate::exit::{CliError, CliResult, Exit};
@@ -105,7 +105,7 @@ async fn docker(args: &Args, global: &GlobalArgs, cancel: &CancellationToken) ->
     let database = database(args)?;
     let deployer = Deployer::connect()
         .await
-        .map_err(|e| docker_error(&DeployStageError::Deploy(e)))?
+        .map_err(|e| deploy_error(&DeployStageError::Deploy(e)))?
         .with_progress(rollout_view(global));
     let network = args.network.clone().unwrap_or_else(|| args.name.clone());
     let alias = args.alias.clone().unwrap_or_else(|| args.name.clone());
@@ -119,7 +119,7 @@ async fn docker(args: &Args, global: &GlobalArgs, cancel: &CancellationToken) ->
         cancel,
     )
     .await
-    .map_err(|e| docker_error(&e))?;
+    .map_err(|e| deploy_error(&e))?;
     let record = &report.record;
     println!(
         "rolled back {} to release {} (now release {}, image {}){}",
@@ -210,32 +210,31 @@ fn database(args: &Args) -> Result<Option<PgTarget>, CliError> {
     }))
 }
 
-fn docker_error(error: &DeployStageError) -> CliError {
-    let exit = match error {
-        DeployStageError::Deploy(DeployError::Cancelled(_)) => Exit::Cancelled,
-        DeployStageError::Deploy(DeployError::NoRelease(_)) | DeployStageError::NoBackup(_) => {
-            Exit::BadInput
-        }
-        DeployStageError::Deploy(DeployError::Unhealthy(_) | DeployError::Locked { .. }) => {
-            Exit::Negative
-        }
-        DeployStageError::Restore(PgError::Auth { .. }) => Exit::BadInput,
-        _ => Exit::Environment,
-    };
-    let mut cli = CliError::from_error(exit, error);
-    if let DeployStageError::Deploy(DeployError::Unhealthy(unhealthy)) = error {
-        let mut detail = String::new();
-        for line in &unhealthy.health_output {
-            detail.push_str(&format!("\n  health: {line}"));
-        }
-        for line in unhealthy.logs.lines() {
-            detail.push_str(&format!("\n  log: {line}"));
-        }
-        cli.message.push_str(&detail);
-    }
+/// A failed rollback on either target: the code from its kind, the details a person needs.
+fn deploy_error(error: &DeployStageError) -> CliError {
+    let mut cli = CliError::classified(error);
     match error {
-        DeployStageError::Deploy(DeployError::Locked { .. }) => cli.with_hint("another deploy or rollback of this target is running; try again when it ends"),
-        DeployStageError::Deploy(DeployError::NoRelease(_)) => cli.with_hint("`docker ps --filter label=dev.uplift.deploy.target=<name>` shows the containers and their release labels"),
+        DeployStageError::Deploy(DeployError::Unhealthy(unhealthy)) => {
+            for line in &unhealthy.health_output {
+                cli.message.push_str(&format!("\n  health: {line}"));
+            }
+            for line in unhealthy.logs.lines() {
+                cli.message.push_str(&format!("\n  log: {line}"));
+            }
+            cli
+        }
+        DeployStageError::Kube(kube::Error::Rollout(failure)) => {
+            cli.message.push('\n');
+            cli.message
+                .push_str(failure.diagnostics.to_string().trim_end());
+            cli
+        }
+        DeployStageError::Deploy(DeployError::Locked { .. }) => cli.with_hint(
+            "another deploy or rollback of this target is running; try again when it ends",
+        ),
+        DeployStageError::Deploy(DeployError::NoRelease(_)) => cli.with_hint(
+            "`docker ps -a --filter label=dev.uplift.deploy.record` shows the release records",
+        ),
         _ => cli,
     }
 }
@@ -259,7 +258,7 @@ async fn kubernetes(args: &Args, global: &GlobalArgs, cancel: &CancellationToken
         cancel,
     )
     .await
-    .map_err(|e| kube_error(&e))?;
+    .map_err(|e| deploy_error(&e))?;
     println!(
         "rolled back {} to release {} (image {}){}",
         args.name,
@@ -272,25 +271,4 @@ async fn kubernetes(args: &Args, global: &GlobalArgs, cancel: &CancellationToken
         }
     );
     Ok(Exit::Success)
-}
-
-fn kube_error(error: &DeployStageError) -> CliError {
-    let exit = match error {
-        DeployStageError::Kube(kube::Error::NoRelease(_))
-        | DeployStageError::NoBackup(_)
-        | DeployStageError::NoCurrent { .. }
-        | DeployStageError::Restore(
-            PgError::Auth { .. } | PgError::NotADump(_) | PgError::Io { .. },
-        ) => Exit::BadInput,
-        DeployStageError::Kube(kube::Error::Rollout(_)) => Exit::Negative,
-        DeployStageError::Cancelled(_) => Exit::Cancelled,
-        _ => Exit::Environment,
-    };
-    let mut cli = CliError::from_error(exit, error);
-    if let DeployStageError::Kube(kube::Error::Rollout(failure)) = error {
-        cli.message.push('\n');
-        cli.message
-            .push_str(failure.diagnostics.to_string().trim_end());
-    }
-    cli
 }

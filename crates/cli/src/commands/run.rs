@@ -79,17 +79,16 @@ impl From<PlanFormatArg> for PlanFormat {
 }
 
 fn exec_error(error: ExecError) -> CliError {
+    let cli = CliError::classified(&error);
     match &error {
-        ExecError::Lock(uplift_exec::LockError::Held { path, .. }) => {
-            let hint = format!(
-                "wait for it to finish; if it crashed on another host, remove {}",
-                path.display()
-            );
-            CliError::from_error(Exit::Environment, &error).with_hint(hint)
-        }
-        ExecError::UnknownStage(_) => CliError::from_error(Exit::BadInput, &error),
-        ExecError::UnknownType(_) => CliError::from_error(Exit::BadInput, &error),
-        _ => CliError::from_error(Exit::Environment, &error),
+        ExecError::Lock(uplift_exec::LockError::Held { path, .. }) => cli.with_hint(format!(
+            "wait for it to finish; if it crashed on another host, remove {}",
+            path.display()
+        )),
+        ExecError::Lock(uplift_exec::LockError::Io { .. })
+        | ExecError::Io { .. }
+        | ExecError::UnknownStage(_)
+        | ExecError::UnknownType(_) => cli,
     }
 }
 

@@ -180,15 +180,6 @@ pub fn default_app() -> PathBuf {
 pub fn upgrade_error(error: Error) -> CliError {
     use uplift_template::Error as T;
     use uplift_tree::Error as F;
-    let exit = match &error {
-        Error::Template(T::OpenRepo { .. } | T::Git { .. } | T::Mirror { .. } | T::Io { .. })
-        | Error::Tree(
-            F::Read { .. } | F::Write { .. } | F::UndoFailed { .. } | F::Unsupported { .. },
-        )
-        | Error::Git { .. } => Exit::Environment,
-        other if preset::is_environment_error(other) => Exit::Environment,
-        _ => Exit::BadInput,
-    };
     let hint = match &error {
         Error::Template(T::UnknownRelease { .. }) => {
             Some("`uplift releases --upstream SOURCE` lists the releases")
@@ -210,7 +201,7 @@ pub fn upgrade_error(error: Error) -> CliError {
         }
         _ => None,
     };
-    let mut cli = CliError::from_error(exit, &error);
+    let mut cli = CliError::classified(&error);
     if let Some(hint) = hint {
         cli = cli.with_hint(hint);
     }

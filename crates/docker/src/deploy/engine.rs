@@ -1,32 +1,24 @@
-//! The rolling replacement itself (see the module docs of [`super`]).
+//! The rolling replacement itself (see the module docs of [`super`]), over any
+//! [`ContainerApi`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointIpamConfig, EndpointSettings,
-    HealthConfig, HealthStatusEnum, HostConfig, Ipam, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding,
-};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-};
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::DeployError;
+use super::api::{ContainerApi, ContainerInfo, Endpoint, HealthStatus, Replica};
+use super::docker_engine::DockerEngine;
 use super::lock::{self, TargetLock};
 use super::record::{
-    self, HISTORY_LABEL, KEEP, MANAGED_LABEL, RELEASE_LABEL, ReleaseRecord, TARGET_LABEL,
+    self, HISTORY_LABEL, KEEP, RECORD_LABEL, RELEASE_LABEL, ReleaseRecord, TARGET_LABEL,
 };
 use super::spec::{DockerDeploySpec, HealthCheck, OnFailure};
 
 /// Why a new container was judged unhealthy, with what it said.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unhealthy {
     pub container: String,
     pub reason: String,
@@ -39,14 +31,21 @@ pub struct Unhealthy {
 /// A rollback decided but not done yet; holds the target's lock.
 #[derive(Debug)]
 pub struct RollbackPlan {
-    /// The release serving now.
+    /// The release serving now (the newest record).
     pub current: ReleaseRecord,
     /// The release to return to.
     pub record: ReleaseRecord,
-    history: Vec<ReleaseRecord>,
     secrets: BTreeMap<String, String>,
+    /// The replicas serving now (running, under the alias).
     serving: Vec<ServingContainer>,
     _lock: TargetLock,
+}
+
+impl RollbackPlan {
+    /// The names of the replicas serving now, which [`Deployer::stop_serving`] stops.
+    pub fn serving(&self) -> Vec<String> {
+        self.serving.iter().map(|c| c.name.clone()).collect()
+    }
 }
 
 /// What a successful deploy or rollback did.
@@ -61,7 +60,7 @@ pub struct DeployReport {
     pub recovered: Vec<String>,
 }
 
-/// A container of a target as found on the host.
+/// A replica of a target as found on the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServingContainer {
     pub id: String,
@@ -70,13 +69,23 @@ pub struct ServingContainer {
     pub running: bool,
     /// Whether it is on the target's network under the alias.
     pub in_alias: bool,
-    pub history: Vec<ReleaseRecord>,
     pub env: Vec<String>,
 }
 
-fn docker_err(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DeployError {
-    let action = action.into();
-    move |source| DeployError::Docker { action, source }
+impl ServingContainer {
+    fn serves(&self) -> bool {
+        self.running && self.in_alias
+    }
+}
+
+/// A target as found on the host: its replicas and its release records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetState {
+    pub replicas: Vec<ServingContainer>,
+    /// Newest first.
+    pub history: Vec<ReleaseRecord>,
+    /// The record containers: release id and container id.
+    records: Vec<(u64, String)>,
 }
 
 fn now() -> u64 {
@@ -86,20 +95,12 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn is_not_found(error: &bollard::errors::Error) -> bool {
-    matches!(
-        error,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
-/// How far a rollout is: replicas of the new release serving, out of those wanted.
+/// How far a rollout is: replicas of `release` serving, out of those wanted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutProgress {
     pub target: String,
+    /// The release the counts are of: the new one while it rolls; when a roll failed, the
+    /// release serving again (0 when there is none).
     pub release: u64,
     pub serving: u64,
     pub replicas: u64,
@@ -119,34 +120,66 @@ impl std::fmt::Debug for ProgressReporter {
     }
 }
 
-/// Deploys to, and rolls back on, one Docker host.
+/// Deploys to, and rolls back on, one Docker host (the Docker Engine, or a fake in tests).
 #[derive(Debug, Clone)]
-pub struct Deployer {
-    docker: Docker,
+pub struct Deployer<A = DockerEngine> {
+    api: A,
     lock_dir: PathBuf,
     progress: Option<ProgressReporter>,
 }
 
-impl Deployer {
+impl Deployer<DockerEngine> {
     /// A deployer over `docker` (already connected, version negotiated), with locks in the
     /// default folder.
-    pub fn new(docker: Docker) -> Self {
+    pub fn new(docker: bollard::Docker) -> Self {
+        Self::with_api(DockerEngine::new(docker))
+    }
+
+    /// Connects to the local Docker Engine and negotiates the API version (20.10 speaks 1.41).
+    pub async fn connect() -> Result<Self, DeployError> {
+        Ok(Self::with_api(DockerEngine::connect().await?))
+    }
+
+    pub fn docker(&self) -> &bollard::Docker {
+        self.api.docker()
+    }
+}
+
+/// The `old` replicas, the progress of the new ones, what a roll works on.
+#[derive(Debug, Default)]
+struct Progress {
+    new: Vec<NewContainer>,
+    stopped_old: Vec<ServingContainer>,
+}
+
+#[derive(Debug)]
+struct NewContainer {
+    id: String,
+    name: String,
+    in_alias: bool,
+}
+
+/// What a roll makes: one release of one spec.
+struct Release<'a> {
+    spec: &'a DockerDeploySpec,
+    secrets: &'a BTreeMap<String, String>,
+    image_id: String,
+    backup: Option<String>,
+    rollback_of: Option<u64>,
+}
+
+impl<A: ContainerApi> Deployer<A> {
+    /// A deployer over any [`ContainerApi`], with locks in the default folder.
+    pub fn with_api(api: A) -> Self {
         Self {
-            docker,
+            api,
             lock_dir: lock::default_dir(),
             progress: None,
         }
     }
 
-    /// Connects to the local Docker Engine and negotiates the API version (20.10 speaks 1.41).
-    pub async fn connect() -> Result<Self, DeployError> {
-        let docker =
-            Docker::connect_with_local_defaults().map_err(docker_err("connect to Docker"))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(docker_err("negotiate the Docker API version"))?;
-        Ok(Self::new(docker))
+    pub fn api(&self) -> &A {
+        &self.api
     }
 
     pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -183,56 +216,74 @@ impl Deployer {
         }
     }
 
-    pub fn docker(&self) -> &Docker {
-        &self.docker
+    /// The replicas (running or not) and the release records of `target`.
+    pub async fn target_state(
+        &self,
+        target: &str,
+        network: &str,
+        alias: &str,
+    ) -> Result<TargetState, DeployError> {
+        let mut replicas = Vec::new();
+        let mut records = Vec::new();
+        let mut history = Vec::new();
+        // Replicas deployed before record containers existed carry the history themselves.
+        let mut legacy: Option<(u64, Vec<ReleaseRecord>)> = None;
+        for c in self.api.containers(TARGET_LABEL, target).await? {
+            let parse_error = |source| DeployError::Record {
+                container: c.name.clone(),
+                source,
+            };
+            if let Some(json) = c.labels.get(RECORD_LABEL) {
+                let record: ReleaseRecord = serde_json::from_str(json).map_err(parse_error)?;
+                records.push((record.id, c.id.clone()));
+                history.push(record);
+                continue;
+            }
+            let replica = serving(&c, network, alias);
+            if let Some(json) = c.labels.get(HISTORY_LABEL)
+                && legacy.as_ref().is_none_or(|(id, _)| *id < replica.release)
+            {
+                legacy = Some((
+                    replica.release,
+                    record::parse_history(json).map_err(parse_error)?,
+                ));
+            }
+            replicas.push(replica);
+        }
+        if history.is_empty()
+            && let Some((_, records)) = legacy
+        {
+            history = records;
+        }
+        history.sort_by_key(|r| std::cmp::Reverse(r.id));
+        history.dedup_by_key(|r| r.id);
+        replicas.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(TargetState {
+            replicas,
+            history,
+            records,
+        })
     }
 
-    /// The containers of `target` (running or not), with their labels read.
+    /// The replicas of `target` (running or not).
     pub async fn containers(
         &self,
         target: &str,
         network: &str,
         alias: &str,
     ) -> Result<Vec<ServingContainer>, DeployError> {
-        let filters =
-            HashMap::from([("label".to_owned(), vec![format!("{TARGET_LABEL}={target}")])]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(docker_err(format!("list the containers of {target}")))?;
-        let mut out = Vec::new();
-        for summary in list {
-            let Some(id) = summary.id else { continue };
-            let inspect = match self
-                .docker
-                .inspect_container(&id, None::<InspectContainerOptions>)
-                .await
-            {
-                Ok(i) => i,
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(docker_err(format!("inspect container {id}"))(e)),
-            };
-            out.push(serving(&inspect, &id, network, alias)?);
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(self.target_state(target, network, alias).await?.replicas)
     }
 
-    /// The release history of `target`, newest first, from its serving containers.
+    /// The release history of `target`, newest first, from its release records.
     pub async fn history(
         &self,
         spec: &DockerDeploySpec,
     ) -> Result<Vec<ReleaseRecord>, DeployError> {
-        let containers = self
-            .containers(&spec.name, &spec.network, spec.alias())
-            .await?;
-        Ok(current_history(&containers))
+        Ok(self
+            .target_state(&spec.name, &spec.network, spec.alias())
+            .await?
+            .history)
     }
 
     /// Deploys `spec` with `secrets` (values of `spec.secret_env`).
@@ -250,34 +301,26 @@ impl Deployer {
             }
         }
         let _lock = TargetLock::acquire(&self.lock_dir, &spec.name)?;
-        let image = self.docker.inspect_image(&spec.image).await.map_err(|e| {
-            if is_not_found(&e) {
-                DeployError::ImageMissing(spec.image.clone())
-            } else {
-                docker_err("inspect the image")(e)
-            }
-        })?;
-        let image_id = image.id.unwrap_or_else(|| spec.image.clone());
-        if spec.health == HealthCheck::Image
-            && image
-                .config
-                .as_ref()
-                .and_then(|c| c.healthcheck.as_ref())
-                .and_then(|h| h.test.as_ref())
-                .is_none()
-        {
+        let image = self.api.image(&spec.image).await?;
+        if spec.health == HealthCheck::Image && !image.has_healthcheck {
             return Err(DeployError::InvalidSetting(format!(
                 "health: image, but {} has no HEALTHCHECK",
                 spec.image
             )));
         }
-        self.roll(spec, secrets, image_id, backup, None, None, cancel)
-            .await
+        let release = Release {
+            spec,
+            secrets,
+            image_id: image.id,
+            backup,
+            rollback_of: None,
+        };
+        self.roll(release, cancel).await
     }
 
     /// Rolls `target` back to release `to`, or to the one before the current release. The
     /// recorded settings and image id are used; secret values are taken from `secrets`, else
-    /// from the containers serving now.
+    /// from the containers of the current release.
     pub async fn rollback(
         &self,
         target: &str,
@@ -294,8 +337,10 @@ impl Deployer {
     }
 
     /// The first half of a rollback: takes the target's lock, finds the record to return to
-    /// and the secret values. [`Deployer::stop_serving`] may come next (a rollback with data
-    /// stops the new version before restoring the database), then [`Deployer::apply_rollback`].
+    /// (from the release records: whatever state the replicas are in) and the secret values.
+    /// [`Deployer::stop_serving`] may come next (a rollback with data stops the current
+    /// version before restoring the database), then [`Deployer::apply_rollback`], or
+    /// [`Deployer::restart_serving`] when the rollback is given up.
     pub async fn plan_rollback(
         &self,
         target: &str,
@@ -305,19 +350,19 @@ impl Deployer {
         secrets: &BTreeMap<String, String>,
     ) -> Result<RollbackPlan, DeployError> {
         let lock = TargetLock::acquire(&self.lock_dir, target)?;
-        let containers = self.containers(target, network, alias).await?;
-        let history = current_history(&containers);
-        let current = history
-            .first()
-            .cloned()
-            .ok_or_else(|| DeployError::NoRelease(format!("no release of {target} is serving")))?;
+        let state = self.target_state(target, network, alias).await?;
+        let current =
+            state.history.first().cloned().ok_or_else(|| {
+                DeployError::NoRelease(format!("no release of {target} is recorded"))
+            })?;
         let Some(wanted) = to.or(current.previous) else {
             return Err(DeployError::NoRelease(format!(
                 "release {} of {target} has no previous release",
                 current.id
             )));
         };
-        let record = history
+        let record = state
+            .history
             .iter()
             .find(|r| r.id == wanted)
             .cloned()
@@ -326,18 +371,19 @@ impl Deployer {
                     "no record of release {wanted} of {target} (kept: the last {KEEP})"
                 ))
             })?;
-        let serving: Vec<ServingContainer> = containers
-            .into_iter()
-            .filter(|c| c.running && c.in_alias)
-            .collect();
+        // Secret values: from the replicas of the current release first, running or not.
+        let mut sources: Vec<&ServingContainer> = state.replicas.iter().collect();
+        sources.sort_by_key(|c| (c.release != current.id, !c.running));
         let mut values = secrets.clone();
-        let serving_env = serving.first().map(|c| c.env.clone()).unwrap_or_default();
         for key in &record.settings.secret_env {
             if values.contains_key(key) {
                 continue;
             }
             let prefix = format!("{key}=");
-            match serving_env.iter().find_map(|e| e.strip_prefix(&prefix)) {
+            let found = sources
+                .iter()
+                .find_map(|c| c.env.iter().find_map(|e| e.strip_prefix(&prefix)));
+            match found {
                 Some(value) => {
                     values.insert(key.clone(), value.to_owned());
                 }
@@ -347,22 +393,60 @@ impl Deployer {
         Ok(RollbackPlan {
             current,
             record,
-            history,
             secrets: values,
-            serving,
+            serving: state.replicas.into_iter().filter(|c| c.serves()).collect(),
             _lock: lock,
         })
     }
 
     /// Stops every container serving the current release (their requests fail from now on:
-    /// used before restoring a database, when the new version must not write any more).
+    /// used before restoring a database, when the current version must not write any more).
+    /// Stopped containers keep their place under the alias, so
+    /// [`Deployer::restart_serving`] only has to start them.
     pub async fn stop_serving(&self, plan: &RollbackPlan) -> Result<(), DeployError> {
         for c in &plan.serving {
             tracing::info!(container = %c.name, "stopping the current release");
-            self.stop(&c.id, plan.record.settings.stop_timeout_secs)
+            self.api
+                .stop(&c.id, plan.current.settings.stop_timeout_secs)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Starts again what [`Deployer::stop_serving`] stopped, and waits until each is healthy
+    /// (not cancellable: this is the way back). Every container is tried; the first error is
+    /// returned.
+    pub async fn restart_serving(&self, plan: &RollbackPlan) -> Result<(), DeployError> {
+        let spec = &plan.current.settings;
+        let never = CancellationToken::new();
+        let mut first_error = None;
+        for c in &plan.serving {
+            tracing::info!(container = %c.name, "starting the current release again");
+            let started = match self.api.start(&c.id).await {
+                Ok(()) => {
+                    self.wait_healthy(&c.id, &c.name, health_timeout(spec), &never)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = started {
+                first_error.get_or_insert(error);
+            }
+        }
+        // The alias survives a stop; a container that lost it gets it back.
+        let state = self
+            .target_state(&spec.name, &spec.network, spec.alias())
+            .await?;
+        for c in &plan.serving {
+            let lost = state
+                .replicas
+                .iter()
+                .any(|now| now.id == c.id && now.running && !now.in_alias);
+            if lost && let Err(error) = self.join_alias(&c.id, &spec.network, spec.alias()).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The second half of a rollback: rolls to the planned record (a new release whose
@@ -374,97 +458,81 @@ impl Deployer {
     ) -> Result<DeployReport, DeployError> {
         let mut spec = plan.record.settings.clone();
         spec.image = plan.record.image_id.clone();
-        let report = self
-            .roll(
-                &spec,
-                &plan.secrets,
-                plan.record.image_id.clone(),
-                plan.record.backup.clone(),
-                Some(plan.record.id),
-                Some(plan.history.clone()),
-                cancel,
-            )
-            .await;
+        let release = Release {
+            spec: &spec,
+            secrets: &plan.secrets,
+            image_id: plan.record.image_id.clone(),
+            backup: plan.record.backup.clone(),
+            rollback_of: Some(plan.record.id),
+        };
+        let report = self.roll(release, cancel).await;
         drop(plan);
         report
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn roll(
         &self,
-        spec: &DockerDeploySpec,
-        secrets: &BTreeMap<String, String>,
-        image_id: String,
-        backup: Option<String>,
-        rollback_of: Option<u64>,
-        history: Option<Vec<ReleaseRecord>>,
+        release: Release<'_>,
         cancel: &CancellationToken,
     ) -> Result<DeployReport, DeployError> {
+        let spec = release.spec;
         let alias = spec.alias().to_owned();
-        self.ensure_network(&spec.network).await?;
-        let containers = self.containers(&spec.name, &spec.network, &alias).await?;
+        self.api.ensure_network(&spec.network).await?;
+        let state = self.target_state(&spec.name, &spec.network, &alias).await?;
         // Leftovers of a killed run: stopped containers, and running ones outside the alias.
         let mut recovered = Vec::new();
         let mut old = Vec::new();
-        for c in &containers {
-            if c.running && c.in_alias {
+        for c in &state.replicas {
+            if c.serves() {
                 old.push(c.clone());
             } else {
-                tracing::warn!(container = %c.name, "removing a leftover of an interrupted deploy");
-                self.remove(&c.id).await?;
+                tracing::info!(container = %c.name, "removing a leftover of an interrupted deploy");
+                self.api.remove(&c.id).await?;
                 recovered.push(c.name.clone());
             }
         }
-        let history = history.unwrap_or_else(|| current_history(&old));
-        let previous = history.first().map(|r| r.id);
-        let id = containers
+        let previous = state.history.first().map(|r| r.id);
+        // Past every id ever used, a killed roll's included, so no name is taken.
+        let id = state
+            .replicas
             .iter()
             .map(|c| c.release)
-            .chain(history.iter().map(|r| r.id))
+            .chain(state.history.iter().map(|r| r.id))
+            .chain(state.records.iter().map(|(id, _)| *id))
             .max()
             .unwrap_or(0)
             + 1;
-        let mut settings = spec.clone();
-        if rollback_of.is_none() {
-            settings.image = spec.image.clone();
-        }
         let record = ReleaseRecord {
             id,
             target: spec.name.clone(),
             image: spec.image.clone(),
-            image_id: image_id.clone(),
+            image_id: release.image_id.clone(),
             created: now(),
-            settings,
+            settings: spec.clone(),
             previous,
-            rollback_of,
-            backup,
+            rollback_of: release.rollback_of,
+            backup: release.backup.clone(),
         };
-        let mut new_history = vec![record.clone()];
-        new_history.extend(history.into_iter().filter(|r| r.id != id).take(KEEP - 1));
-        let history_json = serde_json::to_string(&new_history).map_err(DeployError::WriteRecord)?;
-        tracing::info!(target = %spec.name, release = id, image = %image_id, replicas = spec.replicas, old = old.len(), "rolling deploy");
+        let old_serving = old.len();
+        tracing::info!(target = %spec.name, release = id, image = %release.image_id, replicas = spec.replicas, old = old_serving, "rolling deploy");
 
         let mut progress = Progress::default();
-        let outcome = self
-            .replace_all(
-                spec,
-                secrets,
-                &image_id,
-                id,
-                &history_json,
-                &alias,
-                &mut old,
-                &mut progress,
-                cancel,
-            )
+        let mut outcome = self
+            .replace_all(&release, id, &alias, &mut old, &mut progress, cancel)
             .await;
+        if outcome.is_ok() {
+            // It served: only now is it a release.
+            outcome = self.write_record(&record, &state).await;
+        }
         match outcome {
             Ok(()) => {
                 let mut removed = Vec::new();
                 for c in &progress.stopped_old {
-                    self.remove(&c.id).await?;
+                    self.api.remove(&c.id).await?;
                     removed.push(c.name.clone());
                 }
+                self.prune_records(&spec.name, &spec.network, &alias)
+                    .await?;
                 let replicas = u64::from(spec.replicas);
                 self.report(
                     spec,
@@ -483,12 +551,17 @@ impl Deployer {
             Err(error) => {
                 let keep_failed = spec.on_failure == OnFailure::Keep;
                 let revert = self.revert(spec, &alias, &mut progress, keep_failed).await;
+                let (back, serving) = match previous {
+                    Some(previous) => (format!("release {previous} serves"), old_serving),
+                    None => ("no release was serving before".to_owned(), 0),
+                };
                 let message = if revert.is_ok() {
-                    format!("release {id} failed; the old release serves")
+                    format!("release {id} failed; {back}")
                 } else {
                     format!("release {id} failed, and so did reverting it")
                 };
-                self.report(spec, id, 0, message, true);
+                let serving = if revert.is_ok() { serving } else { 0 };
+                self.report(spec, previous.unwrap_or(0), serving as u64, message, true);
                 match (error, revert) {
                     (error, Ok(())) => Err(error),
                     (DeployError::Cancelled(_), Err(revert)) => Err(DeployError::Cancelled(
@@ -500,21 +573,78 @@ impl Deployer {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the record container of `record`; records that only older replicas carried
+    /// (a target deployed before record containers) are written too, where their image is
+    /// still on the host.
+    async fn write_record(
+        &self,
+        record: &ReleaseRecord,
+        state: &TargetState,
+    ) -> Result<(), DeployError> {
+        let labels = record::record_labels(record).map_err(DeployError::WriteRecord)?;
+        self.api
+            .create_record(
+                &record::record_name(&record.target, record.id),
+                &record.image_id,
+                &labels,
+            )
+            .await?;
+        let stored: BTreeSet<u64> = state.records.iter().map(|(id, _)| *id).collect();
+        for older in state.history.iter().filter(|r| !stored.contains(&r.id)) {
+            let labels = record::record_labels(older).map_err(DeployError::WriteRecord)?;
+            let name = record::record_name(&older.target, older.id);
+            match self
+                .api
+                .create_record(&name, &older.image_id, &labels)
+                .await
+            {
+                Ok(()) => {}
+                Err(DeployError::ImageMissing(image)) => {
+                    tracing::info!(release = older.id, %image, "the image of an old release is gone; its record is dropped");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the record containers past the newest [`KEEP`].
+    async fn prune_records(
+        &self,
+        target: &str,
+        network: &str,
+        alias: &str,
+    ) -> Result<(), DeployError> {
+        let mut records = self.target_state(target, network, alias).await?.records;
+        records.sort_by_key(|r| std::cmp::Reverse(r.0));
+        for (id, container) in records.iter().skip(KEEP) {
+            tracing::info!(target, release = id, "dropping an old release record");
+            self.api.remove(container).await?;
+        }
+        Ok(())
+    }
+
     async fn replace_all(
         &self,
-        spec: &DockerDeploySpec,
-        secrets: &BTreeMap<String, String>,
-        image_id: &str,
-        release: u64,
-        history_json: &str,
+        release: &Release<'_>,
+        id: u64,
         alias: &str,
         old: &mut Vec<ServingContainer>,
         progress: &mut Progress,
         cancel: &CancellationToken,
     ) -> Result<(), DeployError> {
+        let spec = release.spec;
         let cancelled = || DeployError::Cancelled("the old release keeps serving".to_owned());
         let replicas = spec.replicas;
+        let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for key in &spec.secret_env {
+            let value = release
+                .secrets
+                .get(key)
+                .ok_or_else(|| DeployError::MissingSecret(key.clone()))?;
+            env.push(format!("{key}={value}"));
+        }
+        let labels = record::replica_labels(&spec.name, id);
         for index in 0..spec.replicas {
             if cancel.is_cancelled() {
                 return Err(cancelled());
@@ -523,64 +653,66 @@ impl Deployer {
             let nth = index + 1;
             self.report(
                 spec,
-                release,
+                id,
                 serving,
                 format!("replica {nth}/{replicas}: starting"),
                 false,
             );
-            let name = format!("{}-{release}-{index}", spec.name);
-            let id = self
-                .create(spec, secrets, image_id, release, history_json, &name)
+            let name = format!("{}-{id}-{index}", spec.name);
+            let container = self
+                .api
+                .create(Replica {
+                    name: &name,
+                    spec,
+                    image_id: &release.image_id,
+                    env: &env,
+                    labels: &labels,
+                })
                 .await?;
             progress.new.push(NewContainer {
-                id: id.clone(),
+                id: container.clone(),
                 name: name.clone(),
                 in_alias: false,
             });
-            self.docker
-                .start_container(&id, None)
-                .await
-                .map_err(docker_err(format!("start {name}")))?;
+            self.api.start(&container).await?;
             tracing::info!(container = %name, "started, waiting until healthy");
             self.report(
                 spec,
-                release,
+                id,
                 serving,
                 format!("replica {nth}/{replicas}: waiting for health"),
                 false,
             );
-            self.wait_healthy(
-                &id,
-                &name,
-                Duration::from_secs(spec.health_timeout_secs),
-                cancel,
-            )
-            .await?;
-            self.join_alias(&id, &spec.network, alias).await?;
+            self.wait_healthy(&container, &name, health_timeout(spec), cancel)
+                .await?;
+            self.join_alias(&container, &spec.network, alias).await?;
             if let Some(last) = progress.new.last_mut() {
                 last.in_alias = true;
             }
             tracing::info!(container = %name, "healthy, serving under the alias");
             self.report(
                 spec,
-                release,
+                id,
                 serving + 1,
                 format!("replica {nth}/{replicas} serving"),
                 false,
             );
             if let Some(victim) = old.pop() {
-                self.drain_and_stop(spec, &victim, cancel).await?;
-                progress.stopped_old.push(victim);
+                // Stopped or not, it goes back on a revert.
+                progress.stopped_old.push(victim.clone());
+                self.drain_and_stop(spec, &victim).await?;
             }
         }
         while let Some(victim) = old.pop() {
-            self.drain_and_stop(spec, &victim, cancel).await?;
-            progress.stopped_old.push(victim);
+            progress.stopped_old.push(victim.clone());
+            self.drain_and_stop(spec, &victim).await?;
         }
         Ok(())
     }
 
-    /// Undoes a partial roll: old containers back first (capacity), then new ones out.
+    /// Undoes a partial roll: old containers back first (capacity), then new ones out. Every
+    /// step is tried even when one fails (as much of the old release as possible serves); the
+    /// first error is returned.
     async fn revert(
         &self,
         spec: &DockerDeploySpec,
@@ -588,52 +720,54 @@ impl Deployer {
         progress: &mut Progress,
         keep_failed: bool,
     ) -> Result<(), DeployError> {
-        tracing::warn!(target = %spec.name, "reverting to the old release");
+        tracing::info!(target = %spec.name, "reverting to the old release");
         let never = CancellationToken::new();
+        let mut first_error = None;
         for c in progress.stopped_old.drain(..).rev() {
-            self.docker
-                .start_container(&c.id, None)
-                .await
-                .map_err(docker_err(format!("restart {}", c.name)))?;
-            if let Err(error) = self
-                .wait_healthy(
-                    &c.id,
-                    &c.name,
-                    Duration::from_secs(spec.health_timeout_secs),
-                    &never,
-                )
-                .await
-            {
-                tracing::error!(container = %c.name, %error, "old container did not get healthy again");
+            let back = async {
+                self.api.start(&c.id).await?;
+                if let Err(error) = self
+                    .wait_healthy(&c.id, &c.name, health_timeout(spec), &never)
+                    .await
+                {
+                    tracing::error!(container = %c.name, %error, "old container did not get healthy again");
+                }
+                // Whether it left the network or only the alias, it comes back under it.
+                self.join_alias(&c.id, &spec.network, alias).await
+            };
+            if let Err(error) = back.await {
+                first_error.get_or_insert(error);
             }
-            self.connect_to(&c.id, &spec.network, Some(alias)).await?;
         }
         let last = progress.new.len().saturating_sub(1);
         for (i, c) in progress.new.drain(..).enumerate() {
-            if c.in_alias {
-                self.drain(&c.id, &c.name, spec).await?;
-            }
-            if keep_failed && i == last {
-                self.stop(&c.id, spec.stop_timeout_secs).await?;
-            } else {
-                self.remove(&c.id).await?;
+            let out = async {
+                if c.in_alias {
+                    self.drain(&c.id, &c.name, spec).await?;
+                }
+                if keep_failed && i == last {
+                    self.api.stop(&c.id, spec.stop_timeout_secs).await
+                } else {
+                    self.api.remove(&c.id).await
+                }
+            };
+            if let Err(error) = out.await {
+                first_error.get_or_insert(error);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn drain_and_stop(
         &self,
         spec: &DockerDeploySpec,
         victim: &ServingContainer,
-        cancel: &CancellationToken,
     ) -> Result<(), DeployError> {
         // The drain is not cut short by a cancel: the victim leaves the alias first anyway.
-        let _ = cancel;
         self.drain(&victim.id, &victim.name, spec).await?;
-        self.stop(&victim.id, spec.stop_timeout_secs).await?;
+        self.api.stop(&victim.id, spec.stop_timeout_secs).await?;
         // Stopped, it keeps no address that a restart (a revert) could find taken.
-        self.disconnect(&victim.id, &spec.network).await
+        self.api.disconnect(&victim.id, &spec.network).await
     }
 
     /// Takes a container out of the alias without taking its address away: disconnect (Docker's
@@ -646,178 +780,28 @@ impl Deployer {
         name: &str,
         spec: &DockerDeploySpec,
     ) -> Result<(), DeployError> {
-        let ip = self.address_on(id, &spec.network).await;
+        let ip = self.api.address(id, &spec.network).await;
         tracing::info!(container = %name, ip = ip.as_deref().unwrap_or("?"), drain_ms = spec.drain_ms, "draining");
-        self.disconnect(id, &spec.network).await?;
-        if let Some(ip) = ip {
-            let request = NetworkConnectRequest {
-                container: id.to_owned(),
-                endpoint_config: Some(EndpointSettings {
-                    ipam_config: Some(EndpointIpamConfig {
-                        ipv4_address: Some(ip),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            };
-            if let Err(error) = self.docker.connect_network(&spec.network, request).await {
-                // A network without a configured subnet refuses fixed addresses: the drain
-                // then only waits, and requests already sent to the container may fail.
-                tracing::warn!(container = %name, %error, "cannot keep the address while draining");
-            }
+        self.api.disconnect(id, &spec.network).await?;
+        if let Some(ip) = ip
+            && let Err(error) = self
+                .api
+                .connect(id, &spec.network, Endpoint::Address(ip))
+                .await
+        {
+            // A network without a configured subnet refuses fixed addresses: the drain
+            // then only waits, and requests already sent to the container may fail.
+            tracing::info!(container = %name, %error, "cannot keep the address while draining");
         }
         tokio::time::sleep(Duration::from_millis(spec.drain_ms)).await;
         Ok(())
     }
 
-    async fn address_on(&self, id: &str, network: &str) -> Option<String> {
-        let inspect = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
+    async fn join_alias(&self, id: &str, network: &str, alias: &str) -> Result<(), DeployError> {
+        self.api.disconnect(id, network).await?;
+        self.api
+            .connect(id, network, Endpoint::Alias(alias.to_owned()))
             .await
-            .ok()?;
-        let ip = inspect
-            .network_settings?
-            .networks?
-            .get(network)?
-            .ip_address
-            .clone()?;
-        if ip.is_empty() { None } else { Some(ip) }
-    }
-
-    /// Creates the network when missing, with an explicit subnet (the one Docker picks), so
-    /// that draining can keep a container's address (Docker only allows fixed addresses on
-    /// networks with a configured subnet).
-    async fn ensure_network(&self, network: &str) -> Result<(), DeployError> {
-        match self.docker.inspect_network(network, None).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(docker_err(format!("inspect network {network}"))(e)),
-        }
-        let labels = HashMap::from([(MANAGED_LABEL.to_owned(), "true".to_owned())]);
-        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
-            name: network.to_owned(),
-            driver: Some("bridge".to_owned()),
-            labels: Some(labels.clone()),
-            ipam,
-            ..Default::default()
-        };
-        match self.docker.create_network(request(None)).await {
-            Ok(_) => {}
-            // Created meanwhile by someone else.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => return Ok(()),
-            Err(e) => return Err(docker_err(format!("create network {network}"))(e)),
-        }
-        let picked = self
-            .docker
-            .inspect_network(network, None)
-            .await
-            .ok()
-            .and_then(|n| n.ipam)
-            .and_then(|i| i.config)
-            .and_then(|c| {
-                c.into_iter()
-                    .find(|c| c.subnet.as_deref().is_some_and(|s| s.contains('.')))
-            });
-        let Some(config) = picked else { return Ok(()) };
-        self.docker
-            .remove_network(network)
-            .await
-            .map_err(docker_err(format!("recreate network {network}")))?;
-        let ipam = Ipam {
-            config: Some(vec![config]),
-            ..Default::default()
-        };
-        self.docker
-            .create_network(request(Some(ipam)))
-            .await
-            .map_err(docker_err(format!("create network {network}")))?;
-        Ok(())
-    }
-
-    async fn create(
-        &self,
-        spec: &DockerDeploySpec,
-        secrets: &BTreeMap<String, String>,
-        image_id: &str,
-        release: u64,
-        history_json: &str,
-        name: &str,
-    ) -> Result<String, DeployError> {
-        let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for key in &spec.secret_env {
-            let value = secrets
-                .get(key)
-                .ok_or_else(|| DeployError::MissingSecret(key.clone()))?;
-            env.push(format!("{key}={value}"));
-        }
-        let labels = HashMap::from([
-            (TARGET_LABEL.to_owned(), spec.name.clone()),
-            (RELEASE_LABEL.to_owned(), release.to_string()),
-            (HISTORY_LABEL.to_owned(), history_json.to_owned()),
-            (MANAGED_LABEL.to_owned(), "true".to_owned()),
-        ]);
-        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
-            .ports
-            .iter()
-            .map(|p| {
-                (
-                    format!("{p}/tcp"),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".to_owned()),
-                        host_port: Some(String::new()),
-                    }]),
-                )
-            })
-            .collect();
-        let host_config = HostConfig {
-            binds: if spec.volumes.is_empty() {
-                None
-            } else {
-                Some(spec.volumes.clone())
-            },
-            memory: spec
-                .memory_mb
-                .map(|mb| (mb.min(i64::MAX as u64 / 1_048_576) * 1_048_576) as i64),
-            nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
-            port_bindings: if port_bindings.is_empty() {
-                None
-            } else {
-                Some(port_bindings)
-            },
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(image_id.to_owned()),
-            env: Some(env),
-            cmd: spec.command.clone(),
-            labels: Some(labels),
-            exposed_ports: if spec.ports.is_empty() {
-                None
-            } else {
-                Some(spec.ports.iter().map(|p| format!("{p}/tcp")).collect())
-            },
-            healthcheck: health_config(spec),
-            stop_timeout: Some(i64::from(spec.stop_timeout_secs)),
-            host_config: Some(host_config),
-            // On the network from the start (to reach a database), but not under the alias.
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    spec.network.clone(),
-                    EndpointSettings::default(),
-                )])),
-            }),
-            ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(docker_err(format!("create container {name}")))?;
-        Ok(created.id)
     }
 
     async fn wait_healthy(
@@ -830,59 +814,38 @@ impl Deployer {
         let started = tokio::time::Instant::now();
         let poll = Duration::from_millis(250);
         let max_polls = timeout.as_millis() / poll.as_millis() + 2;
+        let mut last = None;
         for _ in 0..max_polls {
-            let inspect = self
-                .docker
-                .inspect_container(id, None::<InspectContainerOptions>)
-                .await
-                .map_err(docker_err(format!("inspect {name}")))?;
-            let state = inspect.state.clone().unwrap_or_default();
-            let health = state.health.as_ref().and_then(|h| h.status);
-            if state.running != Some(true) {
-                let reason = format!("it exited with code {}", state.exit_code.unwrap_or(-1));
-                return Err(self.unhealthy(id, name, reason, &inspect).await);
+            let health = self.api.health(id).await?;
+            if !health.running {
+                let reason = format!("it exited with code {}", health.exit_code);
+                return Err(self.unhealthy(id, name, reason, &health.probes).await);
             }
-            match health {
-                Some(HealthStatusEnum::HEALTHY) => return Ok(()),
-                Some(HealthStatusEnum::UNHEALTHY) => {
-                    return Err(self
-                        .unhealthy(id, name, "Docker reports it unhealthy".to_owned(), &inspect)
-                        .await);
+            match health.status {
+                HealthStatus::Healthy => return Ok(()),
+                HealthStatus::Unhealthy => {
+                    let reason = "Docker reports it unhealthy".to_owned();
+                    return Err(self.unhealthy(id, name, reason, &health.probes).await);
                 }
-                Some(HealthStatusEnum::NONE) | None
-                    if inspect
-                        .config
-                        .as_ref()
-                        .and_then(|c| c.healthcheck.as_ref())
-                        .is_none() =>
-                {
-                    return Err(self
-                        .unhealthy(id, name, "it has no health check".to_owned(), &inspect)
-                        .await);
+                HealthStatus::NoCheck => {
+                    let reason = "it has no health check".to_owned();
+                    return Err(self.unhealthy(id, name, reason, &health.probes).await);
                 }
-                _ => {}
+                HealthStatus::Starting => {}
             }
             if started.elapsed() >= timeout {
-                return Err(self
-                    .unhealthy(
-                        id,
-                        name,
-                        format!("not healthy within {}s", timeout.as_secs()),
-                        &inspect,
-                    )
-                    .await);
+                let reason = format!("not healthy within {}s", timeout.as_secs());
+                return Err(self.unhealthy(id, name, reason, &health.probes).await);
             }
+            last = Some(health);
             tokio::select! {
                 _ = cancel.cancelled() => return Err(DeployError::Cancelled("the old release keeps serving".to_owned())),
                 _ = tokio::time::sleep(poll) => {}
             }
         }
-        Err(DeployError::Unhealthy(Box::new(Unhealthy {
-            container: name.to_owned(),
-            reason: "health polling limit reached".to_owned(),
-            health_output: Vec::new(),
-            logs: String::new(),
-        })))
+        let probes = last.map(|h| h.probes).unwrap_or_default();
+        let reason = "health polling limit reached".to_owned();
+        Err(self.unhealthy(id, name, reason, &probes).await)
     }
 
     async fn unhealthy(
@@ -890,237 +853,38 @@ impl Deployer {
         id: &str,
         name: &str,
         reason: String,
-        inspect: &ContainerInspectResponse,
+        probes: &[String],
     ) -> DeployError {
-        let health_output = inspect
-            .state
-            .as_ref()
-            .and_then(|s| s.health.as_ref())
-            .and_then(|h| h.log.as_ref())
-            .map(|log| {
-                log.iter()
-                    .rev()
-                    .take(3)
-                    .rev()
-                    .map(|r| {
-                        format!(
-                            "exit {}: {}",
-                            r.exit_code.unwrap_or(-1),
-                            r.output.as_deref().unwrap_or("").trim()
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let logs = self.logs(id, 20).await;
         DeployError::Unhealthy(Box::new(Unhealthy {
             container: name.to_owned(),
             reason,
-            health_output,
-            logs,
+            health_output: probes.to_vec(),
+            logs: self.api.logs(id, 20).await,
         }))
     }
+}
 
-    /// The last `lines` lines of a container's output (empty when they cannot be read).
-    pub async fn logs(&self, id: &str, lines: u32) -> String {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut out = String::new();
-        let mut chunks = 0;
-        while let Some(Ok(chunk)) = stream.next().await {
-            out.push_str(&chunk.to_string());
-            chunks += 1;
-            if chunks > 10_000 {
-                break;
-            }
-        }
-        out
-    }
+fn health_timeout(spec: &DockerDeploySpec) -> Duration {
+    Duration::from_secs(spec.health_timeout_secs)
+}
 
-    async fn join_alias(&self, id: &str, network: &str, alias: &str) -> Result<(), DeployError> {
-        self.disconnect(id, network).await?;
-        self.connect_to(id, network, Some(alias)).await
-    }
-
-    async fn connect_to(
-        &self,
-        id: &str,
-        network: &str,
-        alias: Option<&str>,
-    ) -> Result<(), DeployError> {
-        let request = NetworkConnectRequest {
-            container: id.to_owned(),
-            endpoint_config: Some(EndpointSettings {
-                aliases: alias.map(|a| vec![a.to_owned()]),
-                ..Default::default()
-            }),
-        };
-        self.docker
-            .connect_network(network, request)
-            .await
-            .map_err(docker_err(format!("connect {id} to {network}")))
-    }
-
-    async fn disconnect(&self, id: &str, network: &str) -> Result<(), DeployError> {
-        let request = NetworkDisconnectRequest {
-            container: id.to_owned(),
-            force: Some(true),
-        };
-        match self.docker.disconnect_network(network, request).await {
-            Ok(()) => Ok(()),
-            // Not connected (already drained by an interrupted run).
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 403 | 404,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(docker_err(format!("disconnect {id} from {network}"))(e)),
-        }
-    }
-
-    async fn stop(&self, id: &str, timeout_secs: u32) -> Result<(), DeployError> {
-        let options = StopContainerOptionsBuilder::default()
-            .t(i32::try_from(timeout_secs).unwrap_or(10))
-            .build();
-        match self.docker.stop_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304 | 404,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(docker_err(format!("stop {id}"))(e)),
-        }
-    }
-
-    async fn remove(&self, id: &str) -> Result<(), DeployError> {
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(false)
-            .build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(docker_err(format!("remove {id}"))(e)),
-        }
+fn serving(c: &ContainerInfo, network: &str, alias: &str) -> ServingContainer {
+    ServingContainer {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        release: c
+            .labels
+            .get(RELEASE_LABEL)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
+        running: c.running,
+        in_alias: c
+            .networks
+            .get(network)
+            .is_some_and(|aliases| aliases.iter().any(|a| a == alias)),
+        env: c.env.clone(),
     }
 }
 
-#[derive(Debug, Default)]
-struct Progress {
-    new: Vec<NewContainer>,
-    stopped_old: Vec<ServingContainer>,
-}
-
-#[derive(Debug)]
-struct NewContainer {
-    id: String,
-    name: String,
-    in_alias: bool,
-}
-
-fn health_config(spec: &DockerDeploySpec) -> Option<HealthConfig> {
-    let test = match &spec.health {
-        HealthCheck::Image => return None,
-        HealthCheck::Http { port, path } => {
-            let path = if path.starts_with('/') {
-                path.clone()
-            } else {
-                format!("/{path}")
-            };
-            let url = format!("http://127.0.0.1:{port}{path}");
-            // Whichever HTTP client the image has; the URL is built from numbers and a path
-            // that is quoted for the shell.
-            let quoted = format!("'{}'", url.replace('\'', r"'\''"));
-            let script = format!(
-                "if command -v wget >/dev/null 2>&1; then wget -q -O /dev/null {quoted}; \
-                 elif command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null {quoted}; \
-                 else node -e \"fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))\" {quoted}; fi"
-            );
-            vec!["CMD-SHELL".to_owned(), script]
-        }
-        HealthCheck::Command(cmd) => std::iter::once("CMD".to_owned())
-            .chain(cmd.iter().cloned())
-            .collect(),
-    };
-    let interval =
-        i64::try_from(spec.health_interval_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
-    Some(HealthConfig {
-        test: Some(test),
-        interval: Some(interval),
-        timeout: Some(interval.max(1_000_000_000)),
-        retries: Some(3),
-        // Failures while starting do not count; our own deadline bounds the wait.
-        start_period: Some(
-            i64::try_from(spec.health_timeout_secs.saturating_mul(1_000_000_000))
-                .unwrap_or(i64::MAX),
-        ),
-        ..Default::default()
-    })
-}
-
-fn serving(
-    inspect: &ContainerInspectResponse,
-    id: &str,
-    network: &str,
-    alias: &str,
-) -> Result<ServingContainer, DeployError> {
-    let name = inspect
-        .name
-        .clone()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_owned();
-    let labels = inspect
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.clone())
-        .unwrap_or_default();
-    let release = labels
-        .get(RELEASE_LABEL)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
-    let history = match labels.get(HISTORY_LABEL) {
-        Some(json) => record::parse_history(json).map_err(|source| DeployError::Record {
-            container: name.clone(),
-            source,
-        })?,
-        None => Vec::new(),
-    };
-    let in_alias = inspect
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.as_ref())
-        .and_then(|n| n.get(network))
-        .and_then(|e| e.aliases.as_ref())
-        .is_some_and(|a| a.iter().any(|a| a == alias));
-    Ok(ServingContainer {
-        id: id.to_owned(),
-        name,
-        release,
-        running: inspect
-            .state
-            .as_ref()
-            .and_then(|s| s.running)
-            .unwrap_or(false),
-        in_alias,
-        history,
-        env: inspect
-            .config
-            .as_ref()
-            .and_then(|c| c.env.clone())
-            .unwrap_or_default(),
-    })
-}
-
-/// The history carried by the newest serving container.
-fn current_history(containers: &[ServingContainer]) -> Vec<ReleaseRecord> {
-    containers
-        .iter()
-        .filter(|c| c.running && c.in_alias)
-        .max_by_key(|c| c.release)
-        .map(|c| c.history.clone())
-        .unwrap_or_default()
-}
+#[cfg(test)]
+mod tests;

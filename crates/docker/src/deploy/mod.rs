@@ -10,19 +10,32 @@
 //!    it), wait [`DockerDeploySpec::drain_ms`], stop it (kept until the end for a revert);
 //! 5. when all replicas are replaced, remove the stopped old containers.
 //!
-//! If a new container never gets healthy, or the deploy is cancelled, the deploy is reverted:
-//! stopped old containers are started and rejoin the alias, new ones are drained and removed.
-//! Each container carries the [`ReleaseRecord`] history in its labels, which is what
-//! [`Deployer::rollback`] reads. A [`TargetLock`] per target keeps two deploys apart.
+//! If a new container never gets healthy, the deploy is cancelled, or any container call
+//! fails, the deploy is reverted: stopped old containers are started and rejoin the alias, new
+//! ones are drained and removed. Only a release that served is recorded: its
+//! [`ReleaseRecord`] is kept in a record container of its own ([`record`]), which is what
+//! [`Deployer::rollback`] reads, whatever state the replicas are in. A [`TargetLock`] per
+//! target keeps two deploys apart.
+//!
+//! Every container call goes through [`ContainerApi`]: [`DockerEngine`] on a Docker host, a
+//! fake in tests ([`testing`], feature `testing`).
 
+pub mod api;
+mod docker_engine;
 mod engine;
 pub mod lock;
 pub mod record;
 pub mod spec;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::path::PathBuf;
 
-pub use engine::{DeployReport, Deployer, RolloutProgress, ServingContainer, Unhealthy};
+pub use api::ContainerApi;
+pub use docker_engine::DockerEngine;
+pub use engine::{
+    DeployReport, Deployer, RollbackPlan, RolloutProgress, ServingContainer, TargetState, Unhealthy,
+};
 pub use lock::TargetLock;
 pub use record::ReleaseRecord;
 pub use spec::{DockerDeploySpec, HealthCheck, OnFailure};
