@@ -204,6 +204,7 @@ async fn rollback_with_data_stops_the_new_release_before_restoring_its_data() {
             "pods: 0",
             "apply Service/backstage",
             "apply Deployment/backstage v1 x3",
+            "apply PodDisruptionBudget/backstage",
             "apply ConfigMap/backstage-uplift-releases",
         ]
     );
@@ -278,10 +279,11 @@ async fn a_failed_restore_starts_the_current_release_again_and_a_missing_dump_to
     let calls: Vec<String> = api.journal().into_iter().map(|(c, _)| c).collect();
     assert_eq!(calls.first().unwrap(), "apply Deployment/backstage v2 x0");
     assert_eq!(
-        calls[calls.len() - 2..],
+        calls[calls.len() - 3..],
         [
             "apply Service/backstage",
-            "apply Deployment/backstage v2 x3"
+            "apply Deployment/backstage v2 x3",
+            "apply PodDisruptionBudget/backstage"
         ]
     );
     assert_eq!(rows(&db.0), MIGRATED);
@@ -358,7 +360,13 @@ async fn a_cancel_while_the_pods_stop_starts_the_current_release_again() {
     );
     let calls: Vec<String> = api.journal().into_iter().map(|(c, _)| c).collect();
     assert_eq!(calls.first().unwrap(), "apply Deployment/backstage v2 x0");
-    assert_eq!(calls.last().unwrap(), "apply Deployment/backstage v2 x3");
+    assert_eq!(
+        calls[calls.len() - 2..],
+        [
+            "apply Deployment/backstage v2 x3",
+            "apply PodDisruptionBudget/backstage"
+        ]
+    );
     assert_eq!(rows(&db.0), MIGRATED);
     assert_eq!(current(&api), "2");
 }
