@@ -6,6 +6,7 @@
 mod commands;
 mod exit;
 mod gha;
+mod interrupt;
 mod output;
 mod progress;
 mod progress_bars;

@@ -152,9 +152,19 @@ impl Transaction {
         }
     }
 
-    /// Undoes a committed (or partly committed) transaction.
-    pub fn rollback(mut self, cause: Error) -> Error {
-        self.undo(cause)
+    /// Undoes a committed (or partly committed) transaction, when what the caller does after
+    /// the files (a git commit) failed.
+    pub fn rollback(mut self) -> Result<(), Error> {
+        self.done = true;
+        let failures = journal::roll_back(&self.root, &self.dir, &self.journal);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::RecoveryFailed {
+                root: self.root.clone(),
+                failures,
+            })
+        }
     }
 
     fn undo(&mut self, cause: Error) -> Error {
