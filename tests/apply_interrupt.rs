@@ -42,8 +42,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
         .collect()
 }
 
-/// Releases 1.0.0 and 2.0.0 of 2,000 files (2.0.0 changes 1,800, deletes 100 and adds 100 in
-/// new folders), and an app that is release 1.0.0.
+/// Releases 1.0.0 and 2.0.0 of 2,000 files (2.0.0 changes 1,710, moves 50 to new folders and
+/// deletes 50 more), and an app that is release 1.0.0: the apply moves 1,811 files aside
+/// (1,710 + 100 + the marker) and places 1,761 (1,710 + 50 + the marker).
+const MOVED_ASIDE: usize = 1_811;
+const RENAMES: usize = MOVED_ASIDE + 1_761;
 struct Fixture {
     _root: tempfile::TempDir,
     source: String,
@@ -67,7 +70,8 @@ fn fixture() -> Fixture {
             let changed = shift == 1 && i % 10 != 0;
             let native = dir.join(path);
             fs::create_dir_all(native.parent().unwrap()).unwrap();
-            fs::write(&native, format!("file {i} of {version} {changed}\n")).unwrap();
+            let content = if changed { version } else { "both" };
+            fs::write(&native, format!("file {i} of {content}\n")).unwrap();
         }
         fs::write(
             dir.join("backstage.json"),
@@ -156,24 +160,28 @@ fn reference(fixture: &Fixture) -> Reference {
 fn a_crash_after_any_number_of_renames_is_recovered_by_the_next_command() {
     let fixture = fixture();
     let reference = reference(&fixture);
-    // ~1,950 moved aside + ~1,950 placed: points in both phases and at their edges.
-    let mut finished = 0;
-    for renames in [0, 1, 977, 1949, 1950, 1951, 2900, 3898, 3899, 4000] {
+    // Both phases, their edges, and just after the last rename (before the clean-up).
+    for renames in [
+        0,
+        1,
+        900,
+        MOVED_ASIDE - 1,
+        MOVED_ASIDE,
+        MOVED_ASIDE + 1,
+        2_700,
+        RENAMES - 1,
+        RENAMES,
+    ] {
         let app = fresh_app(&fixture);
         let output = apply_command(&fixture.source, app.path())
             .env("UPLIFT_TEST_CRASH_AFTER_RENAMES", renames.to_string())
             .output()
             .unwrap();
         let what = format!("crash after {renames} renames");
-        if output.status.success() {
-            // Fewer renames than asked: the apply ran to its end.
-            assert_eq!(snapshot(app.path()), reference.new, "{what}");
-            finished += 1;
-            continue;
-        }
-        if recover_and_check(&fixture, app.path(), &reference.old, &reference.new, &what) {
-            finished += 1;
-        }
+        assert!(!output.status.success(), "{what}: the apply did not stop");
+        let new = recover_and_check(&fixture, app.path(), &reference.old, &reference.new, &what);
+        // Undone unless every rename was done; then finished.
+        assert_eq!(new, renames == RENAMES, "{what}");
         if renames % 2 == 0 {
             continue;
         }
@@ -182,7 +190,6 @@ fn a_crash_after_any_number_of_renames_is_recovered_by_the_next_command() {
         assert!(output.status.success(), "{what}: {}", stderr(&output));
         assert_eq!(snapshot(app.path()), reference.new, "{what}: rerun");
     }
-    assert!(finished >= 1 && finished < 10, "{finished} of 10 finished");
 }
 
 /// A small deterministic generator: the seed is printed so a failure can be replayed.

@@ -388,3 +388,83 @@ fn a_repository_without_a_commit_is_refused_before_anything_is_written() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_eq!(snapshot(&setup.app), before);
 }
+
+#[test]
+fn a_crash_of_apply_branch_is_recovered_by_the_next_check() {
+    // 1 file changed + the marker: 2 moved aside, 2 placed.
+    for (renames, finished) in [(1, false), (3, false), (4, true)] {
+        let (setup, repo) = branch_setup();
+        let before = snapshot(&setup.app);
+        let head_before = repo.head().unwrap().target().unwrap();
+        let source = format!("dir:{}", setup.templates.display());
+        let output = run(uplift()
+            .arg("apply")
+            .arg("--app")
+            .arg(&setup.app)
+            .arg("--upstream")
+            .arg(&source)
+            .args(["--to", "2.0.0", "--branch", "uplift/2.0.0"])
+            .env("UPLIFT_TEST_CRASH_AFTER_RENAMES", renames.to_string()));
+        assert!(!output.status.success(), "{renames}: {}", stderr(&output));
+        assert!(setup.app.join(".uplift-apply").exists());
+        let output = run(uplift()
+            .arg("check")
+            .arg("--app")
+            .arg(&setup.app)
+            .arg("--upstream")
+            .arg(&source));
+        assert!(output.status.success(), "{renames}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("found an interrupted apply"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!setup.app.join(".uplift-apply").exists(), "{renames}");
+        let branch = repo.find_branch("uplift/2.0.0", git2::BranchType::Local);
+        if finished {
+            assert_eq!(fs::read_to_string(setup.app.join("a.txt")).unwrap(), "v2");
+            assert_eq!(head_name(&repo), "refs/heads/uplift/2.0.0");
+            let commit = repo.head().unwrap().peel_to_commit().unwrap();
+            assert_eq!(commit.parent_id(0).unwrap(), head_before);
+            assert!(
+                repo.statuses(None).unwrap().is_empty(),
+                "{renames}: committed"
+            );
+        } else {
+            assert_eq!(snapshot(&setup.app), before, "{renames}");
+            assert_eq!(head_name(&repo), "refs/heads/master");
+            assert!(branch.is_err(), "{renames}: no branch");
+        }
+    }
+}
+
+#[test]
+fn marker_and_git_errors_carry_a_hint() {
+    let setup = setup(
+        &[Entry::File("a.txt", "v1")],
+        &[Entry::File("a.txt", "v2")],
+        &[],
+    );
+    let source = format!("dir:{}", setup.templates.display());
+    fs::write(
+        setup.app.join("backstage.json"),
+        "\u{feff}{\"version\": \"1.0.0\"}",
+    )
+    .unwrap();
+    let output = apply(&setup, &source, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output).replace(&setup.app.display().to_string(), "APP");
+    assert!(
+        text.contains("error: APP/backstage.json:1:1: it starts with a byte order mark"),
+        "{text}"
+    );
+    assert!(text.contains("hint: the marker is a JSON file"), "{text}");
+    fs::write(setup.app.join("backstage.json"), "{\"version\": \"1.0.0\"}").unwrap();
+    let output = apply(&setup, &source, &["--branch", "x"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("hint: run `git init`"),
+        "{}",
+        stderr(&output)
+    );
+}
