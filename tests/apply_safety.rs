@@ -468,3 +468,20 @@ fn marker_and_git_errors_carry_a_hint() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_git_failure_after_the_files_puts_files_and_head_back() {
+    // A branch `uplift` exists, so `uplift/2.0.0` cannot be created (a ref cannot be both a
+    // file and a folder): git refuses only once the files are in place.
+    let (setup, repo) = branch_setup();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.branch("uplift", &head, false).unwrap();
+    let before = snapshot(&setup.app);
+    let source = format!("dir:{}", setup.templates.display());
+    let output = apply(&setup, &source, &["--branch", "uplift/2.0.0"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stderr(&output).contains("hint: "), "{}", stderr(&output));
+    assert_eq!(snapshot(&setup.app), before);
+    assert_eq!(head_name(&repo), "refs/heads/master");
+    assert!(repo.statuses(None).unwrap().is_empty());
+}
