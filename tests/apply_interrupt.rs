@@ -221,6 +221,7 @@ fn sigkill_at_random_points_leaves_old_or_new_after_the_next_command() {
     let reference = reference(&fixture);
     let mut seed = seed();
     let span = reference.took.as_micros() as u64 + 1;
+    let mut outcomes = (0, 0);
     for kill in 0..12 {
         let app = fresh_app(&fixture);
         let delay = Duration::from_micros(next(&mut seed) % span);
@@ -229,8 +230,16 @@ fn sigkill_at_random_points_leaves_old_or_new_after_the_next_command() {
         let _ = child.kill();
         let status = child.wait().unwrap();
         let what = format!("SIGKILL {kill} after {delay:?} (exit {status:?})");
-        recover_and_check(&fixture, app.path(), &reference.old, &reference.new, &what);
+        if recover_and_check(&fixture, app.path(), &reference.old, &reference.new, &what) {
+            outcomes.1 += 1;
+        } else {
+            outcomes.0 += 1;
+        }
     }
+    eprintln!(
+        "after 12 SIGKILLs: {} as before, {} upgraded",
+        outcomes.0, outcomes.1
+    );
 }
 
 #[test]
@@ -272,5 +281,14 @@ fn sigint_and_sigterm_finish_or_undo_before_exiting() {
             now == reference.old || now == reference.new
         };
         assert!(whole, "{what}: {:?}", output.status);
+        eprintln!(
+            "{what}: exit {:?}, {}",
+            output.status.code(),
+            if now == reference.new {
+                "upgraded"
+            } else {
+                "as before"
+            }
+        );
     }
 }
