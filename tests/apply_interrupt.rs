@@ -192,6 +192,18 @@ fn a_crash_after_any_number_of_renames_is_recovered_by_the_next_command() {
     }
 }
 
+/// Waits (bounded) until the apply has written its journal, i.e. is in its commit phase.
+fn wait_for_journal(app: &Path) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if app.join(".uplift-apply/journal").exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    false
+}
+
 /// A small deterministic generator: the seed is printed so a failure can be replayed.
 fn next(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
@@ -226,7 +238,13 @@ fn sigkill_at_random_points_leaves_old_or_new_after_the_next_command() {
         let app = fresh_app(&fixture);
         let delay = Duration::from_micros(next(&mut seed) % span);
         let mut child = apply_command(&fixture.source, app.path()).spawn().unwrap();
-        std::thread::sleep(delay);
+        // Every other kill lands in the commit phase: after the journal, before the end.
+        if kill % 2 == 1 {
+            wait_for_journal(app.path());
+            std::thread::sleep(delay / 20);
+        } else {
+            std::thread::sleep(delay);
+        }
         let _ = child.kill();
         let status = child.wait().unwrap();
         let what = format!("SIGKILL {kill} after {delay:?} (exit {status:?})");
@@ -255,7 +273,16 @@ fn sigint_and_sigterm_finish_or_undo_before_exiting() {
         let app = fresh_app(&fixture);
         let delay = Duration::from_micros(next(&mut seed) % span);
         let child = apply_command(&fixture.source, app.path()).spawn().unwrap();
-        std::thread::sleep(delay);
+        // Rounds 0-3 signal during the commit (the journal is written); 4-5 at any time.
+        if round < 4 {
+            assert!(
+                wait_for_journal(app.path()),
+                "the apply never reached its commit"
+            );
+            std::thread::sleep(delay / 50);
+        } else {
+            std::thread::sleep(delay);
+        }
         let _ = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(child.id().to_string())

@@ -53,7 +53,7 @@ pub enum Error {
     },
     #[error("{path} is not a regular file, a symlink or a folder")]
     Unsupported { path: PathBuf },
-    #[error("write {path}: {link} is a symlink, and Uplift never writes or deletes through one")]
+    #[error("change {path}: {link} is a symlink, and Uplift never writes or deletes through one")]
     ThroughSymlink { path: String, link: String },
     #[error("write the symlink {path}: its target {target:?} points outside the app")]
     LinkEscapes { path: String, target: String },
