@@ -76,7 +76,10 @@ impl Classify for uplift_upgrade::Error {
             E::Template(template) => template.kind(),
             E::Tree(tree) => tree.kind(),
             E::Npm(npm) => npm.kind(),
-            E::Git { .. } => Kind::Environment,
+            E::Git { .. } | E::IndexLocked { .. } => Kind::Environment,
+            E::InvalidBranch { .. } | E::RepositoryBusy { .. } | E::NoCommit { .. } => {
+                Kind::BadInput
+            }
             E::Marker { .. }
             | E::NoMarker { .. }
             | E::MarkerSyntax { .. }
@@ -113,7 +116,8 @@ impl Classify for uplift_template::Error {
             | E::RenderNoPosition { .. }
             | E::RenderMany { .. }
             | E::VersionsMap { .. }
-            | E::Collision { .. } => Kind::BadInput,
+            | E::Collision { .. }
+            | E::LinkOutside { .. } => Kind::BadInput,
         }
     }
 }
@@ -122,10 +126,18 @@ impl Classify for uplift_tree::Error {
     fn kind(&self) -> Kind {
         use uplift_tree::Error as E;
         match self {
-            E::Read { .. } | E::Write { .. } | E::UndoFailed { .. } | E::Unsupported { .. } => {
-                Kind::Environment
-            }
-            E::InvalidPath { .. } | E::EscapesRoot { .. } => Kind::BadInput,
+            E::Read { .. }
+            | E::Write { .. }
+            | E::UndoFailed { .. }
+            | E::Unsupported { .. }
+            | E::ApplyInProgress { .. }
+            | E::RecoveryFailed { .. } => Kind::Environment,
+            E::Cancelled => Kind::Cancelled,
+            E::InvalidPath { .. }
+            | E::EscapesRoot { .. }
+            | E::ThroughSymlink { .. }
+            | E::LinkEscapes { .. }
+            | E::Blocked { .. } => Kind::BadInput,
         }
     }
 }

@@ -7,6 +7,7 @@ mod commands;
 mod error_kind;
 mod exit;
 mod gha;
+mod interrupt;
 mod output;
 mod progress;
 mod progress_bars;

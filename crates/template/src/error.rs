@@ -63,6 +63,9 @@ pub enum Error {
     RenderMany { errors: Vec<Error> },
     #[error("versions map {path}: {message}")]
     VersionsMap { path: String, message: String },
+    /// A link the app would get pointing outside it: absolute, or climbing above with `..`.
+    #[error("template symlink {path} points outside the app ({target})")]
+    LinkOutside { path: String, target: String },
     #[error("{path} and {path}.hbs are both in the template")]
     Collision { path: String },
     /// An error of a source implemented in another crate (e.g. `uplift-npm`), shown as itself.

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, RenderContext as HbsRenderContext,
-    RenderError, RenderErrorReason,
+    Context, Handlebars, Helper, HelperDef, HelperResult, JsonTruthy, Output,
+    RenderContext as HbsRenderContext, RenderError, RenderErrorReason, Renderable,
 };
-use uplift_tree::{FileEntry, RelPath, Tree};
+use uplift_tree::{FileEntry, FileMode, RelPath, Tree};
 
 use crate::Error;
 
@@ -47,13 +47,25 @@ pub fn versions_map(files: &Tree, path: &str) -> Result<Option<BTreeMap<String, 
 }
 
 /// Renders `template`: `*.hbs` files are rendered and lose the suffix; others are copied.
-/// Every file that fails is reported (one error per file), not only the first.
+/// Symlinks are copied as links, never rendered (whatever their name), and must point inside
+/// the app. Every file that fails is reported (one error per file), not only the first.
 pub fn render(template: &Tree, context: RenderContext<'_>) -> Result<Tree, Error> {
     let engine = engine(context.versions);
     let data = serde_json::Value::Object(context.values.clone());
     let mut out = Tree::new();
     let mut errors = Vec::new();
     for (path, entry) in template.iter() {
+        if entry.mode == FileMode::Symlink {
+            if !uplift_tree::link_stays_inside(path, &entry.content) {
+                errors.push(Error::LinkOutside {
+                    path: path.to_string(),
+                    target: String::from_utf8_lossy(&entry.content).into_owned(),
+                });
+                continue;
+            }
+            insert_unique(&mut out, path.clone(), entry.clone())?;
+            continue;
+        }
         let Some(target) = path.strip_suffix(SUFFIX) else {
             insert_unique(&mut out, path.clone(), entry.clone())?;
             continue;
@@ -97,6 +109,9 @@ fn engine(versions: Option<&BTreeMap<String, String>>) -> Handlebars<'static> {
     engine.set_strict_mode(true);
     // Templates produce source files, not HTML.
     engine.register_escape_fn(handlebars::no_escape);
+    // Strict mode does not cover block helpers' parameters: `{{#if nmae}}` would be false.
+    engine.register_helper("if", Box::new(StrictIf { positive: true }));
+    engine.register_helper("unless", Box::new(StrictIf { positive: false }));
     let versions = versions.cloned();
     engine.register_helper(
         "version",
@@ -127,6 +142,45 @@ fn engine(versions: Option<&BTreeMap<String, String>>) -> Handlebars<'static> {
         ),
     );
     engine
+}
+
+/// Handlebars' `if`/`unless`, except that a variable that is not set is an error (like any
+/// other unknown variable in strict mode), not "false".
+#[derive(Clone, Copy)]
+struct StrictIf {
+    positive: bool,
+}
+
+impl HelperDef for StrictIf {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        helper: &Helper<'rc>,
+        registry: &'reg Handlebars<'reg>,
+        context: &'rc Context,
+        render_context: &mut HbsRenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let name = if self.positive { "if" } else { "unless" };
+        let param = helper
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex(name, 0))?;
+        if param.is_value_missing() {
+            return Err(RenderErrorReason::MissingVariable(param.relative_path().cloned()).into());
+        }
+        let include_zero = helper
+            .hash_get("includeZero")
+            .and_then(|v| v.value().as_bool())
+            .unwrap_or(false);
+        let truthy = param.value().is_truthy(include_zero) == self.positive;
+        match if truthy {
+            helper.template()
+        } else {
+            helper.inverse()
+        } {
+            Some(template) => template.render(registry, context, render_context, out),
+            None => Ok(()),
+        }
+    }
 }
 
 fn render_error(path: &RelPath, error: &RenderError) -> Error {
@@ -230,6 +284,40 @@ mod tests {
     }
 
     #[test]
+    fn if_and_unless_on_an_unknown_variable_name_file_and_line() {
+        let values = values(&[("name", "shop"), ("empty", "")]);
+        let context = RenderContext {
+            values: &values,
+            versions: None,
+        };
+        let template = tree(&[(
+            "ok.hbs",
+            "{{#if name}}a{{/if}}{{#unless empty}}b{{else}}c{{/unless}}{{#if false}}d{{/if}}",
+        )]);
+        let out = render(&template, context).unwrap();
+        assert_eq!(
+            &*out.get(&RelPath::new("ok").unwrap()).unwrap().content,
+            b"ab"
+        );
+        for (file, text) in [
+            ("if.hbs", "x\n{{#if nmae}}on{{/if}}\n"),
+            (
+                "unless.hbs",
+                "x\n  {{#unless nmae}}off{{else}}on{{/unless}}\n",
+            ),
+        ] {
+            let error = render(&tree(&[(file, text)]), context)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("{file}:2:"))
+                    && error.ends_with("unknown variable `nmae` (set it with --set nmae=VALUE)"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn every_failing_file_is_listed_not_only_the_first() {
         let template = tree(&[
             ("a.txt.hbs", "{{one}}\n"),
@@ -252,6 +340,37 @@ mod tests {
              a.txt.hbs:1:1: unknown variable `one` (set it with --set one=VALUE)\n  \
              z/b.txt.hbs:2:1: unknown variable `two` (set it with --set two=VALUE)"
         );
+    }
+
+    #[test]
+    fn symlinks_are_copied_never_rendered_and_never_point_outside() {
+        let link = |target: &str| FileEntry::new(FileMode::Symlink, target.as_bytes());
+        let context = RenderContext {
+            values: &Values::new(),
+            versions: None,
+        };
+        let template: Tree = [
+            (RelPath::new("a/link.hbs").unwrap(), link("../{{name}}")),
+            (RelPath::new("a/up").unwrap(), link("../b")),
+        ]
+        .into_iter()
+        .collect();
+        let out = render(&template, context).unwrap();
+        assert_eq!(out, template, "links copied as they are, names kept");
+        for target in ["/etc/passwd", "../../outside", "x/../../.."] {
+            let template: Tree = [(RelPath::new("a/l").unwrap(), link(target))]
+                .into_iter()
+                .collect();
+            let error = render(&template, context).unwrap_err();
+            assert!(
+                matches!(error, Error::LinkOutside { .. }),
+                "{target}: {error}"
+            );
+            assert_eq!(
+                error.to_string(),
+                format!("template symlink a/l points outside the app ({target})")
+            );
+        }
     }
 
     #[test]

@@ -5,18 +5,25 @@
 //! - [`FileEntry`]: bytes plus a [`FileMode`] (regular, executable, symlink).
 //! - [`Tree`]: an ordered map of paths to entries (a rendered template, a set of app files).
 //! - [`read_entry`] / [`read_dir`]: read from disk, refusing symlinks that leave the root.
-//! - [`apply`]: write a list of [`Change`]s so that either all of them land or none does.
+//! - [`apply`]: write a list of [`Change`]s so that either all of them land or none does, never
+//!   through a symlink; [`Transaction`] for callers with more to do before the apply counts
+//!   (a git commit), and [`recover`] for the next command after an interrupted apply.
+//! - [`link_stays_inside`]: whether a symlink's target stays inside the root.
 
 mod apply;
 mod entry;
+mod journal;
+mod link;
 mod path;
 mod read;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use apply::{Change, apply};
+pub use apply::{ApplyControl, Change, Transaction, apply, apply_with};
 pub use entry::{FileEntry, FileMode};
+pub use journal::{DIR_NAME as APPLY_DIR, Recovered, RecoveryOutcome, recover};
+pub use link::link_stays_inside;
 pub use path::RelPath;
 pub use read::{read_dir, read_entry};
 
@@ -46,6 +53,24 @@ pub enum Error {
     },
     #[error("{path} is not a regular file, a symlink or a folder")]
     Unsupported { path: PathBuf },
+    #[error("change {path}: {link} is a symlink, and Uplift never writes or deletes through one")]
+    ThroughSymlink { path: String, link: String },
+    #[error("write the symlink {path}: its target {target:?} points outside the app")]
+    LinkEscapes { path: String, target: String },
+    #[error("change {path}: {reason}")]
+    Blocked { path: String, reason: String },
+    #[error("apply the changes: interrupted, and every change was undone")]
+    Cancelled,
+    #[error("apply in {root}: another Uplift process is applying there now")]
+    ApplyInProgress { root: PathBuf },
+    #[error(
+        "recover the interrupted apply in {root}: could not put back {}",
+        failures.join(", ")
+    )]
+    RecoveryFailed {
+        root: PathBuf,
+        failures: Vec<String>,
+    },
 }
 
 /// An ordered map of paths to file entries.

@@ -1,10 +1,11 @@
 //! Writing a prepared upgrade into the app, optionally as one commit on a new branch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use git2::{BranchType, Repository, Signature, StatusOptions};
-use uplift_tree::Change;
+use git2::StatusOptions;
+use uplift_tree::{ApplyControl, Recovered, RecoveryOutcome, Transaction};
 
+use crate::branch::{self, BranchNote, open_repo};
 use crate::{Error, Prepared};
 
 /// How to apply.
@@ -54,7 +55,23 @@ pub fn is_dirty(app: &Path) -> Result<Option<Vec<String>>, Error> {
 
 /// Writes the prepared changes, all or nothing.
 pub fn apply(prepared: &Prepared, options: &ApplyOptions) -> Result<ApplyOutcome, Error> {
+    apply_with(prepared, options, &ApplyControl::default())
+}
+
+/// [`apply`], stoppable through `control` (a signal handler's flag): a stop before the last
+/// rename undoes everything and returns the tree crate's `Cancelled` error.
+///
+/// Everything that can be refused is refused before the first write: a dirty tree, a path
+/// through a symlink or a link leaving the app, a bad or existing branch name, a locked index.
+/// With a branch, the commit is made first and the branch and HEAD move only after every file
+/// is in place; a failure after that puts the files, the branch and HEAD back.
+pub fn apply_with(
+    prepared: &Prepared,
+    options: &ApplyOptions,
+    control: &ApplyControl,
+) -> Result<ApplyOutcome, Error> {
     let app = prepared.app.as_path();
+    recover(app)?;
     let dirty = if options.allow_dirty {
         None
     } else {
@@ -67,132 +84,83 @@ pub fn apply(prepared: &Prepared, options: &ApplyOptions) -> Result<ApplyOutcome
         }
         return Err(Error::Dirty { files });
     }
-    let repo = match &options.branch {
+    let git = match &options.branch {
         Some(name) => {
             let (repo, prefix) = open_repo(app)?.ok_or_else(|| Error::NotARepository {
                 path: app.to_path_buf(),
             })?;
-            if !options.continue_branch && repo.find_branch(name, BranchType::Local).is_ok() {
-                return Err(Error::BranchExists { name: name.clone() });
-            }
-            Some((repo, prefix, name))
+            branch::check(&repo, app, name, options.continue_branch)?;
+            let note =
+                branch::make_commit(&repo, &prefix, name, !options.continue_branch, prepared)?;
+            Some((repo, note))
         }
         None => None,
     };
-    uplift_tree::apply(app, &prepared.changes)?;
-    let commit = match repo {
-        Some((repo, prefix, name)) => Some(commit_on_branch(
-            &repo,
-            &prefix,
-            name,
-            !options.continue_branch,
-            prepared,
-        )?),
+    let note_text = match &git {
+        Some((_, note)) => Some(serde_json::to_string(note).map_err(|error| Error::Git {
+            action: "record the commit in the journal",
+            path: app.to_path_buf(),
+            source: git2::Error::from_str(&error.to_string()),
+        })?),
         None => None,
     };
+    let mut transaction = Transaction::begin(app, &prepared.changes, note_text, control)?;
+    transaction.commit(control)?;
+    let commit = match &git {
+        Some((repo, note)) => {
+            if let Err(error) = note.finish(repo, app) {
+                if let Err(undo) = note.undo(repo, app) {
+                    tracing::error!("{undo}");
+                }
+                if let Err(undo) = transaction.rollback() {
+                    tracing::error!("{error}");
+                    return Err(undo.into());
+                }
+                return Err(error);
+            }
+            Some(note.commit.clone())
+        }
+        None => None,
+    };
+    if let Err(error) = transaction.finish() {
+        // Every file is in place: only the clean-up failed, and the next command redoes it.
+        tracing::warn!("the apply is complete, but its clean-up failed: {error}");
+    }
     Ok(ApplyOutcome {
         files_changed: prepared.changes.len(),
         commit,
     })
 }
 
-/// The repository holding `app`, and the app's folder relative to its work tree.
-fn open_repo(app: &Path) -> Result<Option<(Repository, PathBuf)>, Error> {
-    let repo = match Repository::discover(app) {
-        Ok(repo) => repo,
-        Err(error) if error.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Git {
-                action: "open the repository",
-                path: app.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let Some(workdir) = repo.workdir() else {
+/// Finds an apply of this app that was interrupted (killed, or the machine stopped) and
+/// brings the app to the whole apply (when every file was in place: the commit and branch
+/// of `--branch` are finished too) or to none of it. Every upgrade command calls it first.
+pub fn recover(app: &Path) -> Result<Option<Recovered>, Error> {
+    let Some(recovered) = uplift_tree::recover(app)? else {
         return Ok(None);
     };
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let prefix = canonical(app)
-        .strip_prefix(canonical(workdir))
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    Ok(Some((repo, prefix)))
-}
-
-fn commit_on_branch(
-    repo: &Repository,
-    prefix: &Path,
-    name: &str,
-    create: bool,
-    prepared: &Prepared,
-) -> Result<String, Error> {
-    let app = prepared.app.clone();
-    let git = |action: &'static str| {
-        let app = app.clone();
-        move |source| Error::Git {
-            action,
-            path: app,
-            source,
-        }
-    };
-    let head = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(git("read HEAD"))?;
-    if create {
-        repo.branch(name, &head, false)
-            .map_err(git("create the branch"))?;
-        // HEAD moves to the new branch; it points at the same commit, so the work tree is untouched.
-        repo.set_head(&format!("refs/heads/{name}"))
-            .map_err(git("switch to the branch"))?;
-    }
-    let mut index = repo.index().map_err(git("read the index"))?;
-    for change in &prepared.changes {
-        let path = prefix.join(change.path().to_native(Path::new("")));
-        match change {
-            Change::Write { .. } => index.add_path(&path).map_err(git("stage a file"))?,
-            Change::Delete { .. } => index.remove_path(&path).map_err(git("stage a deletion"))?,
-        }
-    }
-    index.write().map_err(git("write the index"))?;
-    let tree_id = index.write_tree().map_err(git("write the tree"))?;
-    let tree = repo.find_tree(tree_id).map_err(git("read the tree"))?;
-    let signature = repo
-        .signature()
-        .or_else(|_| Signature::now("uplift", "uplift@localhost"))
-        .map_err(git("make a signature"))?;
-    let message = commit_message(prepared);
-    let oid = repo
-        .commit(
-            Some("HEAD"),
-            &signature,
-            &signature,
-            &message,
-            &tree,
-            &[&head],
-        )
-        .map_err(git("commit"))?;
-    Ok(oid.to_string())
-}
-
-fn commit_message(prepared: &Prepared) -> String {
-    let plan = &prepared.plan;
-    let mut message = format!(
-        "Upgrade from {} to {}\n\nUpstream: {}\n",
-        plan.from, plan.to, plan.source
-    );
-    let summary = &plan.summary;
-    message.push_str(&format!(
-        "Files: {} ({} merged, {} conflicting)\n",
-        summary.files, summary.merge, summary.conflict
-    ));
-    for file in plan
-        .files
-        .iter()
-        .filter(|f| f.action == uplift_merge::Action::Conflict)
+    if recovered.outcome == RecoveryOutcome::Finished
+        && let Some(text) = &recovered.note
     {
-        message.push_str(&format!("Conflict: {}\n", file.path));
+        let note: BranchNote = serde_json::from_str(text).map_err(|error| Error::Git {
+            action: "read the journal's commit",
+            path: app.to_path_buf(),
+            source: git2::Error::from_str(&error.to_string()),
+        })?;
+        let (repo, _) = open_repo(app)?.ok_or_else(|| Error::NotARepository {
+            path: app.to_path_buf(),
+        })?;
+        note.finish(&repo, app)?;
     }
-    message
+    let what = match recovered.outcome {
+        RecoveryOutcome::Discarded => "discarded its staged files (nothing had changed)",
+        RecoveryOutcome::RolledBack => "undid it: the app is as it was before",
+        RecoveryOutcome::Finished => "finished it: the app is fully upgraded",
+    };
+    tracing::warn!(
+        "found an interrupted apply in {} ({} files); {what}",
+        app.display(),
+        recovered.steps
+    );
+    Ok(Some(recovered))
 }

@@ -37,6 +37,14 @@ pub enum Error {
     NotARepository { path: PathBuf },
     #[error("branch {name} already exists")]
     BranchExists { name: String },
+    #[error("use {name:?} as a branch name: git does not allow it")]
+    InvalidBranch { name: String },
+    #[error("write the git index: {path} exists (another git process is running, or one crashed)")]
+    IndexLocked { path: PathBuf },
+    #[error("commit on a branch: the repository is in the middle of a {state}")]
+    RepositoryBusy { state: String },
+    #[error("--branch needs a commit to branch from: the repository of {path} has none yet")]
+    NoCommit { path: PathBuf },
     #[error(transparent)]
     Npm(#[from] uplift_npm::Error),
     #[error("unknown preset {name:?} (known: {known})")]

@@ -6,10 +6,11 @@
 //! - [`prepare`]: renders base and target, reads only the app paths upstream touched, merges, and
 //!   returns a [`Prepared`] upgrade: the [`Plan`] plus the changes that carry it out.
 //! - [`apply`]: writes a prepared upgrade all or nothing, optionally on a new git branch with
-//!   one commit.
+//!   one commit; [`recover`] finishes or undoes an interrupted one (every command calls it).
 //! - [`report`]: the plan as text, JSON (schema 1), markdown and a patch.
 
 mod apply;
+mod branch;
 mod error;
 mod marker;
 mod plan;
@@ -17,7 +18,7 @@ pub mod preset;
 pub mod report;
 mod upstream;
 
-pub use apply::{ApplyOptions, ApplyOutcome, apply, is_dirty};
+pub use apply::{ApplyOptions, ApplyOutcome, apply, apply_with, is_dirty, recover};
 pub use error::Error;
 pub use marker::Marker;
 pub use plan::FollowUp;
@@ -26,4 +27,5 @@ pub use plan::{
 };
 /// The download reports an `npm:` upstream gives [`UpstreamConfig::download_progress`].
 pub use uplift_npm::{DownloadProgress, DownloadProgressFn};
+pub use uplift_tree::{ApplyControl, Recovered, RecoveryOutcome};
 pub use upstream::{Upstream, UpstreamConfig};

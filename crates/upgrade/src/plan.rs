@@ -149,11 +149,17 @@ fn resolve_range(
             path: app.to_path_buf(),
         });
     }
+    // An interrupted apply is finished or undone before anything is read.
+    crate::recover(app)?;
     let from_text = match &request.from {
         Some(from) => from.clone(),
         None => {
             let path = request.marker.rel_path()?;
-            match read_over(app, overlay, &path)? {
+            let entry = match overlay.get(&path) {
+                Some(entry) => entry.clone(),
+                None => request.marker.read_entry(app)?,
+            };
+            match entry {
                 Some(entry) => request.marker.parse(&path.to_native(app), &entry)?,
                 None => {
                     return Err(Error::NoMarker {
@@ -244,14 +250,39 @@ fn record_release(
         .changes
         .iter()
         .position(|change| matches!(change, Change::Write { path: p, .. } if *p == path));
+    let native = path.to_native(app);
+    if outcome
+        .changes
+        .iter()
+        .any(|change| matches!(change, Change::Delete { path: p } if *p == path))
+    {
+        return Err(Error::Marker {
+            path: native,
+            message: format!("the upgrade to {version} deletes it (upstream removed or moved it)"),
+        });
+    }
+    if outcome
+        .files
+        .iter()
+        .any(|file| file.path == path && file.action == Action::Conflict)
+    {
+        // The conflict markers are the user's to resolve; the plan lists the file.
+        return Ok(());
+    }
     let current = match written {
         Some(index) => match &outcome.changes[index] {
             Change::Write { entry, .. } => Some(entry.clone()),
             Change::Delete { .. } => None,
         },
-        None => read_over(app, overlay, &path)?,
+        None => match overlay.get(&path) {
+            Some(entry) => entry.clone(),
+            None => marker.read_entry(app)?,
+        },
     };
-    let Some(updated) = current.and_then(|entry| marker.updated(&entry, version)) else {
+    let Some(current) = current else {
+        return Ok(());
+    };
+    let Some(updated) = marker.updated(&native, &current, version)? else {
         return Ok(());
     };
     let change = Change::Write {

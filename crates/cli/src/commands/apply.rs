@@ -6,6 +6,7 @@ use crate::GlobalArgs;
 use crate::commands::plan::{Format, UpgradeArgs, print};
 use crate::commands::upstream::upgrade_error;
 use crate::exit::{CliResult, Exit};
+use crate::interrupt::Interrupts;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,6 +31,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
+    let interrupts = Interrupts::install();
     if args.upgrade.stepwise {
         let branch = args.branch.as_deref();
         return crate::commands::stepwise::apply(
@@ -38,6 +40,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
             args.allow_dirty,
             args.allow_conflicts,
             global.quiet,
+            &interrupts,
         );
     }
     let prepared = args.upgrade.prepare()?;
@@ -46,7 +49,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         allow_dirty: args.allow_dirty,
         continue_branch: false,
     };
-    let outcome = uplift_upgrade::apply(&prepared, &options).map_err(upgrade_error)?;
+    let outcome = interrupts
+        .during_commit(|control| uplift_upgrade::apply_with(&prepared, &options, control))
+        .map_err(upgrade_error)?;
     if !global.quiet || args.format == Format::Json {
         print(&prepared, args.format);
     }

@@ -221,6 +221,8 @@ fn capitalize(text: &str) -> String {
 pub fn check(args: &Args) -> Result<Check, CliError> {
     let (upstream, marker) = args.upgrade.open_upstream()?;
     let app = &args.upgrade.app;
+    // An interrupted apply is finished or undone before the marker is read.
+    uplift_upgrade::recover(app).map_err(upgrade_error)?;
     let current_text = match &args.upgrade.from {
         Some(from) => from.clone(),
         None => marker.read(app).map_err(upgrade_error)?,

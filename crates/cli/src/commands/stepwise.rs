@@ -92,6 +92,7 @@ pub fn apply(
     allow_dirty: bool,
     allow_conflicts: bool,
     quiet: bool,
+    interrupts: &crate::interrupt::Interrupts,
 ) -> CliResult {
     let (upstream, request) = request(args, args.from.clone(), &args.to)?;
     // Plan every step first: refuse early, and know where it stops, before writing anything.
@@ -127,7 +128,9 @@ pub fn apply(
             allow_dirty: allow_dirty && !committed,
             continue_branch: committed,
         };
-        let outcome = uplift_upgrade::apply(&prepared, &options).map_err(upgrade_error)?;
+        let outcome = interrupts
+            .during_commit(|control| uplift_upgrade::apply_with(&prepared, &options, control))
+            .map_err(upgrade_error)?;
         committed = outcome.commit.is_some();
         if !quiet {
             eprintln!(

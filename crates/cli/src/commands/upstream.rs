@@ -178,32 +178,88 @@ pub fn default_app() -> PathBuf {
 
 /// Maps an upgrade error to its exit code and a hint.
 pub fn upgrade_error(error: Error) -> CliError {
-    use uplift_template::Error as T;
-    use uplift_tree::Error as F;
-    let hint = match &error {
-        Error::Template(T::UnknownRelease { .. }) => {
-            Some("`uplift releases --upstream SOURCE` lists the releases")
-        }
-        Error::Template(T::Render { .. } | T::RenderNoPosition { .. }) => {
-            Some("values come from --set KEY=VALUE; versions from the release's versions map")
-        }
-        Error::NoMarker { .. } => Some("or point --marker at the file that records the release"),
-        Error::UnknownPreset { .. } => Some("presets set the source, template and values"),
-        other if preset::is_environment_error(other) => Some(
-            "the registry comes from UPLIFT_NPM_REGISTRY or `registry=` in .npmrc, the release \
-             manifests from UPLIFT_BACKSTAGE_VERSIONS_URL",
-        ),
-        Error::Dirty { .. } => Some(
-            "the apply is all or nothing, but your own uncommitted work would be mixed with it",
-        ),
-        Error::Tree(F::EscapesRoot { .. }) => {
-            Some("Uplift never reads or writes outside the app folder")
-        }
-        _ => None,
-    };
     let mut cli = CliError::classified(&error);
-    if let Some(hint) = hint {
+    if let Some(hint) = upgrade_hint(&error) {
         cli = cli.with_hint(hint);
     }
     cli
+}
+
+/// The `hint:` line of an upgrade error: what to do next.
+fn upgrade_hint(error: &Error) -> Option<String> {
+    use uplift_template::Error as T;
+    use uplift_tree::Error as F;
+    let hint = match error {
+        Error::Template(T::UnknownRelease { .. }) => {
+            "`uplift releases --upstream SOURCE` lists the releases"
+        }
+        Error::Template(T::RenderNoPosition { message, .. }) if message.contains("UTF-8") => {
+            "only text templates end in `.hbs`: rename a binary file without the suffix"
+        }
+        Error::Template(T::Render { .. } | T::RenderNoPosition { .. } | T::RenderMany { .. }) => {
+            "values come from --set KEY=VALUE; versions from the release's versions map"
+        }
+        Error::Template(T::LinkOutside { .. }) => {
+            "Uplift never writes outside the app: make the template's link relative, inside it"
+        }
+        Error::Template(T::Git { .. } | T::OpenRepo { .. }) => {
+            "a `git:` source is a repository (path, bundle or URL) whose tags are releases; \
+             `git tag` in it lists them"
+        }
+        Error::Template(T::Tree(F::InvalidPath { reason, .. }))
+        | Error::Tree(F::InvalidPath { reason, .. })
+            if reason.contains("UTF-8") =>
+        {
+            "Uplift handles UTF-8 file names only: rename the file"
+        }
+        Error::NoMarker { .. } => "or point --marker at the file that records the release",
+        Error::Marker { .. } | Error::MarkerSyntax { .. } => {
+            "the marker is a JSON file whose top-level field (--marker-field, default `version`) \
+             holds the release, e.g. {\"version\": \"1.2.0\"}; or pass --from VERSION"
+        }
+        Error::UnknownPreset { .. } => "presets set the source, template and values",
+        other if preset::is_environment_error(other) => {
+            "the registry comes from UPLIFT_NPM_REGISTRY or `registry=` in .npmrc, the release \
+             manifests from UPLIFT_BACKSTAGE_VERSIONS_URL"
+        }
+        Error::Dirty { .. } => {
+            "the apply is all or nothing, but your own uncommitted work would be mixed with it"
+        }
+        Error::Tree(F::EscapesRoot { .. } | F::ThroughSymlink { .. } | F::LinkEscapes { .. }) => {
+            "Uplift never reads or writes outside the app folder, nor through a symlink: \
+             nothing was changed; replace the link by a folder (or remove it) and run again"
+        }
+        Error::Tree(F::Blocked { .. }) => {
+            "nothing was changed: move that file or folder aside (or resolve it by hand) and run again"
+        }
+        Error::Tree(F::Cancelled) => "nothing was changed; run the command again to apply",
+        Error::Tree(F::ApplyInProgress { .. }) => {
+            "wait for it to end; if no Uplift process runs there, the next command finishes or \
+             undoes it"
+        }
+        Error::Tree(F::RecoveryFailed { .. } | F::UndoFailed { .. }) => {
+            "the moved files and the journal are kept in .uplift-apply/ (old/N is what step N \
+             moved aside); fix the cause and run any uplift command on the app again"
+        }
+        Error::InvalidBranch { .. } => {
+            "branch names follow git's rules (`git check-ref-format --branch NAME` checks one)"
+        }
+        Error::BranchExists { .. } => "pick another --branch, or delete the old branch",
+        Error::IndexLocked { path } => {
+            return Some(format!(
+                "if no git process is running in the repository, remove {}",
+                path.display()
+            ));
+        }
+        Error::RepositoryBusy { .. } => {
+            "finish or abort it first (`git status` says how), then run again"
+        }
+        Error::NoCommit { .. } => "commit the app first (`git add -A && git commit`)",
+        Error::NotARepository { .. } => "run `git init` and commit the app, or drop --branch",
+        Error::Git { .. } => {
+            "`git status` in the app shows the repository's state; nothing was changed"
+        }
+        _ => return None,
+    };
+    Some(hint.to_string())
 }
