@@ -20,7 +20,7 @@ mod upstream;
 pub use apply::{ApplyOptions, ApplyOutcome, apply, is_dirty};
 pub use error::Error;
 pub use marker::Marker;
-pub use plan::FollowUp;
+pub use plan::{FollowUp, line_notes};
 pub use plan::{
     Overlay, PLAN_SCHEMA, Plan, Prepared, Steps, UpgradeRequest, prepare, prepare_steps,
 };

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use uplift_merge::{Action, FilePlan, Labels, MergeOptions, Summary, merge_trees, paths_to_read};
 
-use uplift_template::Release;
+use uplift_template::{Release, ReleaseLine};
 use uplift_tree::{Change, FileEntry, RelPath, Tree};
 
 use crate::{Error, Marker, Upstream};
@@ -43,9 +43,14 @@ pub struct Plan {
     /// Template folder at `from` and at `to` (absent when the template is the release root).
     pub template_from: Option<String>,
     pub template_to: Option<String>,
+    /// The release line `latest` followed: `main` or `next`.
+    pub line: String,
     pub files: Vec<FilePlan>,
     pub summary: Summary,
     pub follow_up: Vec<FollowUp>,
+    /// What the user should know about the choice of releases (e.g. an app on a pre-release
+    /// that follows `main`).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -93,7 +98,7 @@ pub struct Steps {
 /// Prepares a stepwise upgrade: one step per release between the app's and the target,
 /// stopping after the first step with conflicts. Writes nothing.
 pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<Steps, Error> {
-    let (from, to) = resolve_range(upstream, request, &Overlay::default())?;
+    let (from, to, _) = resolve_range(upstream, request, &Overlay::default())?;
     let releases: Vec<Release> = upstream
         .releases()
         .steps(&from, &to)
@@ -138,11 +143,14 @@ pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<St
     })
 }
 
+/// The app's release and the target, with notes on the choice. The app's release resolves
+/// whatever the options (pre-release or not); `latest` is the newest release of the line, and
+/// an app already past it (a pre-release ahead of `main`) stays where it is.
 fn resolve_range(
     upstream: &Upstream,
     request: &UpgradeRequest,
     overlay: &Overlay,
-) -> Result<(Release, Release), Error> {
+) -> Result<(Release, Release, Vec<String>), Error> {
     let app = request.app.as_path();
     if !app.is_dir() {
         return Err(Error::NoApp {
@@ -164,15 +172,39 @@ fn resolve_range(
         }
     };
     let releases = upstream.releases();
-    let from = releases.resolve(&from_text)?.clone();
-    let to = releases.resolve(&request.to)?.clone();
+    let from = releases.resolve_current(&from_text)?.clone();
+    let mut to = releases.resolve(&request.to)?.clone();
+    let mut notes = line_notes(upstream, &from);
+    if request.to == "latest" && to.version < from.version {
+        notes.push(format!(
+            "the app's release {from} is newer than the latest release of the {line} line \
+             ({to}): nothing to upgrade on this line",
+            line = releases.line()
+        ));
+        to = from.clone();
+    }
     if to.version < from.version {
         return Err(Error::Downgrade {
             from: from.to_string(),
             to: to.to_string(),
         });
     }
-    Ok((from, to))
+    Ok((from, to, notes))
+}
+
+/// A note for an app on a pre-release that follows `main` only because it is the default:
+/// the line is never switched silently, only suggested.
+pub fn line_notes(upstream: &Upstream, from: &Release) -> Vec<String> {
+    let defaulted = upstream.config().line.is_none();
+    if defaulted && ReleaseLine::of(&from.version) == ReleaseLine::Next {
+        vec![format!(
+            "the app is on the pre-release {from} but follows the main line (the default): \
+             pass `--line next` (or `line: next` in the pipeline's `upstream:` block) to follow \
+             the weekly next releases"
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 fn prepare_over(
@@ -181,7 +213,7 @@ fn prepare_over(
     overlay: &Overlay,
 ) -> Result<Prepared, Error> {
     let app = request.app.as_path();
-    let (from, to) = resolve_range(upstream, request, overlay)?;
+    let (from, to, notes) = resolve_range(upstream, request, overlay)?;
     tracing::info!(from = %from, to = %to, source = %upstream.describe(), "preparing upgrade");
     let base = upstream.render(&from)?;
     let theirs = upstream.render(&to)?;
@@ -208,9 +240,11 @@ fn prepare_over(
         to: to.to_string(),
         template_from: upstream.template_at(&from).map(str::to_string),
         template_to: upstream.template_at(&to).map(str::to_string),
+        line: upstream.line().to_string(),
         summary: Summary::of(&outcome.files),
         files: outcome.files,
         follow_up,
+        notes,
     };
     Ok(Prepared {
         plan,

@@ -53,6 +53,9 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
         "Upgrade {} -> {} ({}{template})",
         plan.from, plan.to, plan.source
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
     if plan.files.is_empty() {
         let _ = writeln!(
             out,
@@ -158,6 +161,9 @@ pub fn markdown(plan: &Plan) -> String {
         plan.source,
         summary_line(plan)
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "> [!NOTE]\n> {}\n", escape_cell(note));
+    }
     let conflicts: Vec<&FilePlan> = plan
         .files
         .iter()

@@ -1,7 +1,8 @@
 //! The upstream: a release source plus what it takes to render one of its releases.
 
 use uplift_template::{
-    Lineage, Release, ReleaseList, ReleaseSource, RenderContext, SourceOptions, TagPattern, Values,
+    Lineage, Release, ReleaseLine, ReleaseList, ReleaseSource, RenderContext, SourceOptions,
+    TagPattern, Values,
 };
 use uplift_tree::Tree;
 
@@ -19,6 +20,9 @@ pub struct UpstreamConfig {
     pub tag_pattern: Option<String>,
     /// List pre-releases too.
     pub include_pre: bool,
+    /// The release line `latest` follows; `None` is `main`, chosen by default (a plan of an app
+    /// already on a pre-release then suggests `next`).
+    pub line: Option<ReleaseLine>,
     /// Values for the templates' variables.
     pub values: Values,
     /// The versions map read by the `version` helper, relative to the release root.
@@ -39,6 +43,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("lineage", &self.lineage)
             .field("tag_pattern", &self.tag_pattern)
             .field("include_pre", &self.include_pre)
+            .field("line", &self.line)
             .field("values", &self.values)
             .field("versions_file", &self.versions_file)
             .field("cache_dir", &self.cache_dir)
@@ -57,6 +62,7 @@ impl UpstreamConfig {
             lineage: Lineage::default(),
             tag_pattern: None,
             include_pre: false,
+            line: None,
             values: Values::new(),
             versions_file: "versions.json".to_string(),
             cache_dir: None,
@@ -103,7 +109,12 @@ impl Upstream {
         } else {
             uplift_template::open_source(&config.source, &options)?
         };
-        let releases = ReleaseList::new(source.describe(), source.releases()?, config.include_pre);
+        let mut releases =
+            ReleaseList::new(source.describe(), source.releases()?, config.include_pre)
+                .with_line(config.line.unwrap_or_default());
+        for (line, release) in source.line_latest()? {
+            releases = releases.with_line_latest(line, release);
+        }
         Ok(Self {
             config,
             source,
@@ -121,6 +132,11 @@ impl Upstream {
 
     pub fn releases(&self) -> &ReleaseList {
         &self.releases
+    }
+
+    /// The release line followed.
+    pub fn line(&self) -> ReleaseLine {
+        self.releases.line()
     }
 
     /// The template folder followed at `release` (`None`: the release root).
