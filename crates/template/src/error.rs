@@ -41,6 +41,8 @@ pub enum Error {
         /// Whether `wanted` names a pre-release (listed only with `--pre` or on the `next` line).
         pre_release: bool,
     },
+    #[error("release {wanted:?} of {source_name} is a pre-release, not a target on the main line")]
+    HiddenPreRelease { wanted: String, source_name: String },
     #[error("{source_name} has no release on the {line} line")]
     NoReleases {
         source_name: String,

@@ -231,6 +231,15 @@ impl ReleaseList {
         let found = version
             .as_ref()
             .and_then(|version| list.iter().find(|r| r.version == *version));
+        let hidden = version
+            .as_ref()
+            .is_some_and(|version| self.everything.iter().any(|r| r.version == *version));
+        if found.is_none() && hidden {
+            return Err(Error::HiddenPreRelease {
+                wanted: wanted.to_string(),
+                source_name: self.source_name.clone(),
+            });
+        }
         found.ok_or_else(|| Error::UnknownRelease {
             wanted: wanted.to_string(),
             source_name: self.source_name.clone(),
@@ -379,6 +388,11 @@ mod tests {
             "1.54.0-next.1"
         );
         let error = main.resolve("1.54.0-next.1").unwrap_err();
+        assert!(
+            matches!(&error, Error::HiddenPreRelease { wanted, .. } if wanted == "1.54.0-next.1"),
+            "{error:?}"
+        );
+        let error = main.resolve("1.54.0-next.2").unwrap_err();
         assert!(
             matches!(&error, Error::UnknownRelease { pre_release: true, nearby, .. }
                 if nearby.contains(&"1.54.0-next.1".to_string())),

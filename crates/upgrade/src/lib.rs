@@ -26,4 +26,4 @@ pub use plan::{
 };
 /// The download reports an `npm:` upstream gives [`UpstreamConfig::download_progress`].
 pub use uplift_npm::{DownloadProgress, DownloadProgressFn};
-pub use upstream::{Upstream, UpstreamConfig};
+pub use upstream::{TemplateChoice, Upstream, UpstreamConfig};

@@ -215,8 +215,8 @@ fn prepare_over(
     let app = request.app.as_path();
     let (from, to, notes) = resolve_range(upstream, request, overlay)?;
     tracing::info!(from = %from, to = %to, source = %upstream.describe(), "preparing upgrade");
-    let base = upstream.render(&from)?;
-    let theirs = upstream.render(&to)?;
+    let (base, template_from) = upstream.render_template(&from)?;
+    let (theirs, template_to) = upstream.render_template(&to)?;
     let ours = read_paths(app, overlay, &base, &theirs)?;
     let mut options = request.merge.clone();
     options.text.labels = Labels {
@@ -238,8 +238,8 @@ fn prepare_over(
         source: upstream.describe(),
         from: from.to_string(),
         to: to.to_string(),
-        template_from: upstream.template_at(&from).map(str::to_string),
-        template_to: upstream.template_at(&to).map(str::to_string),
+        template_from,
+        template_to,
         line: upstream.line().to_string(),
         summary: Summary::of(&outcome.files),
         files: outcome.files,

@@ -57,10 +57,12 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
         let _ = writeln!(out, "Note: {note}");
     }
     if plan.files.is_empty() {
-        let _ = writeln!(
-            out,
-            "Nothing to do: upstream changed nothing between these releases."
-        );
+        let why = if plan.from == plan.to {
+            "the app is at this release already"
+        } else {
+            "upstream changed nothing between these releases"
+        };
+        let _ = writeln!(out, "Nothing to do: {why}.");
         return out;
     }
     let width = plan

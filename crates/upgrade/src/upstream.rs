@@ -8,6 +8,10 @@ use uplift_tree::Tree;
 
 use crate::Error;
 
+/// Picks the template folder from a release's own files (`None`: follow the lineage). A preset
+/// uses it where a template moved on a pre-release whose number is not known in advance.
+pub type TemplateChoice = std::sync::Arc<dyn Fn(&Tree) -> Option<String> + Send + Sync>;
+
 /// Where the template comes from and how to render it. The defaults fit `@backstage/create-app`
 /// release bundles (`versions.json` at the release root).
 #[derive(Clone)]
@@ -16,6 +20,9 @@ pub struct UpstreamConfig {
     pub source: String,
     /// Template folder inside a release, by release (empty: the release root).
     pub lineage: Lineage,
+    /// Template folder chosen from each release's files, before the lineage (set by presets,
+    /// cleared when the user names the template).
+    pub template_choice: Option<TemplateChoice>,
     /// How tags name releases (`git:` sources), with one `{version}`.
     pub tag_pattern: Option<String>,
     /// List pre-releases too.
@@ -41,6 +48,7 @@ impl std::fmt::Debug for UpstreamConfig {
         f.debug_struct("UpstreamConfig")
             .field("source", &self.source)
             .field("lineage", &self.lineage)
+            .field("template_choice", &self.template_choice.is_some())
             .field("tag_pattern", &self.tag_pattern)
             .field("include_pre", &self.include_pre)
             .field("line", &self.line)
@@ -60,6 +68,7 @@ impl UpstreamConfig {
         Self {
             source: source.into(),
             lineage: Lineage::default(),
+            template_choice: None,
             tag_pattern: None,
             include_pre: false,
             line: None,
@@ -146,13 +155,25 @@ impl Upstream {
 
     /// Renders the template of `release` with the configured values.
     pub fn render(&self, release: &Release) -> Result<Tree, Error> {
+        Ok(self.render_template(release)?.0)
+    }
+
+    /// Renders the template of `release`; also returns the template folder used (from the
+    /// release's files when a preset chooses, else from the lineage).
+    pub fn render_template(&self, release: &Release) -> Result<(Tree, Option<String>), Error> {
         let files = self.source.files(release)?;
         let versions = uplift_template::versions_map(&files, &self.config.versions_file)?;
-        let template = uplift_template::template_files(&files, release, self.template_at(release))?;
+        let subdir = self
+            .config
+            .template_choice
+            .as_ref()
+            .and_then(|choose| choose(&files))
+            .or_else(|| self.template_at(release).map(str::to_string));
+        let template = uplift_template::template_files(&files, release, subdir.as_deref())?;
         let context = RenderContext {
             values: &self.config.values,
             versions: versions.as_ref(),
         };
-        Ok(uplift_template::render(&template, context)?)
+        Ok((uplift_template::render(&template, context)?, subdir))
     }
 }

@@ -143,6 +143,7 @@ impl UpstreamArgs {
         }
         if self.preset.is_none() || !self.template.is_empty() {
             config.lineage = Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
+            config.template_choice = None;
         }
         config.tag_pattern = self.tag_pattern.clone();
         config.include_pre = self.pre;
@@ -213,10 +214,13 @@ pub fn upgrade_error(error: Error) -> CliError {
         _ => Exit::BadInput,
     };
     let hint = match &error {
-        Error::Template(T::UnknownRelease {
-            pre_release: true, ..
-        }) => Some(
-            "it is a pre-release: pass --pre, or --line next to follow the next line \
+        Error::Template(
+            T::UnknownRelease {
+                pre_release: true, ..
+            }
+            | T::HiddenPreRelease { .. },
+        ) => Some(
+            "pre-releases are targets with --pre, or on the next line with --line next \
              (`uplift releases --upstream SOURCE --line next` lists them)",
         ),
         Error::Template(T::UnknownRelease { .. }) => {
