@@ -711,10 +711,11 @@ fn releases_mark_each_line_and_check_reports_the_line() {
     assert_eq!(doc["target"], "1.51.0-next.0");
     assert_eq!(doc["latest"], "1.51.0-next.0");
     let outputs = std::fs::read_to_string(dir.path().join("out-next")).unwrap();
-    let outputs: std::collections::BTreeMap<String, String> = uplift_github::parse_outputs(&outputs)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let outputs: std::collections::BTreeMap<String, String> =
+        uplift_github::parse_outputs(&outputs)
+            .unwrap()
+            .into_iter()
+            .collect();
     assert_eq!(outputs["line"], "next");
     assert_eq!(outputs["target"], "1.51.0-next.0");
     let main = check("main");

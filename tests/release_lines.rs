@@ -27,11 +27,7 @@ fn an_app_on_a_pre_release_plans_without_pre_and_is_told_about_the_next_line() {
     let app = app_at("2.1.0-next.0");
     // Once refused ("unknown release"), now: the app's own release always resolves. Main's
     // latest (2.0.0) is older, so nothing is planned, and the plan says why and what to pass.
-    let output = run(uplift()
-        .arg("plan")
-        .arg("--app")
-        .arg(app.path())
-        .args(ACME));
+    let output = run(uplift().arg("plan").arg("--app").arg(app.path()).args(ACME));
     assert!(output.status.success(), "{}", stderr(&output));
     insta::assert_snapshot!("release_lines_pre_release_app_on_main", stdout(&output));
 

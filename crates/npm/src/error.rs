@@ -70,7 +70,10 @@ impl Error {
     pub fn is_environment(&self) -> bool {
         matches!(
             self,
-            Error::Http { .. } | Error::Status { .. } | Error::Io { .. } | Error::ReleaseTags { .. }
+            Error::Http { .. }
+                | Error::Status { .. }
+                | Error::Io { .. }
+                | Error::ReleaseTags { .. }
         )
     }
 

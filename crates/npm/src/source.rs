@@ -205,10 +205,12 @@ impl NpmSource {
             (Some(next), Some(main)) if main.version > next.version => Some(main.clone()),
             (next, main) => next.or_else(|| main.clone()),
         };
-        Ok([(ReleaseLine::Main, main), (ReleaseLine::Next, newest_next)]
-            .into_iter()
-            .filter_map(|(line, release)| release.map(|r| (line, r)))
-            .collect())
+        Ok(
+            [(ReleaseLine::Main, main), (ReleaseLine::Next, newest_next)]
+                .into_iter()
+                .filter_map(|(line, release)| release.map(|r| (line, r)))
+                .collect(),
+        )
     }
 
     /// The manifest of `release`, from the cache or the versions site.

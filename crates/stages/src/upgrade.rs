@@ -390,6 +390,17 @@ mod preset_tests {
             Lineage::parse(&["templates/next-app"]).unwrap()
         );
 
+        // The line: `main` unless the block says otherwise; a preset's template choice is
+        // dropped once the block names the template.
+        assert_eq!(config.line, None);
+        assert!(config.template_choice.is_none());
+        let (config, _) =
+            upstream_config_for_app(&spec("preset: backstage\nline: next\n"), dir.path(), &app)
+                .unwrap();
+        assert_eq!(config.line, Some(ReleaseLine::Next));
+        assert!(config.template_choice.is_some());
+        assert!(serde_yaml::from_str::<UpstreamSpec>("preset: backstage\nline: nxt\n").is_err());
+
         let error = upstream_config_for_app(&spec("values: {}\n"), dir.path(), &app)
             .unwrap_err()
             .to_string();

@@ -343,3 +343,78 @@ fn follow_ups(files: &[FilePlan]) -> Vec<FollowUp> {
     }
     follow_up
 }
+
+#[cfg(test)]
+mod line_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::UpstreamConfig;
+
+    /// The acme fixture releases (2.1.0-next.0 is a pre-release above the stable 2.0.0) and a
+    /// copy of the fixture app at `release`.
+    fn setup(line: Option<ReleaseLine>, release: &str) -> (Upstream, tempfile::TempDir) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let mut config =
+            UpstreamConfig::new(format!("dir:{}", root.join("templates/acme").display()));
+        config.lineage = uplift_template::Lineage::parse(&["default-app"]).unwrap();
+        config.values.insert("name".into(), "acme-portal".into());
+        config.values.insert("defaultBranch".into(), "main".into());
+        config.line = line;
+        let app = tempfile::tempdir().unwrap();
+        let source = root.join("apps/acme-portal/package.json");
+        std::fs::copy(&source, app.path().join("package.json")).unwrap();
+        std::fs::write(
+            app.path().join("backstage.json"),
+            format!("{{\"version\": \"{release}\"}}\n"),
+        )
+        .unwrap();
+        (Upstream::open(config).unwrap(), app)
+    }
+
+    fn request(app: &Path, to: &str) -> UpgradeRequest {
+        UpgradeRequest {
+            app: app.to_path_buf(),
+            from: None,
+            to: to.to_string(),
+            marker: Marker::default(),
+            merge: MergeOptions::default(),
+        }
+    }
+
+    #[test]
+    fn a_pre_release_app_on_the_default_line_is_told_and_not_moved_back() {
+        let (upstream, app) = setup(None, "2.1.0-next.0");
+        let plan = prepare(&upstream, &request(app.path(), "latest"))
+            .unwrap()
+            .plan;
+        assert_eq!(
+            (plan.from.as_str(), plan.to.as_str()),
+            ("2.1.0-next.0", "2.1.0-next.0")
+        );
+        assert_eq!(plan.line, "main");
+        assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
+        assert!(plan.notes[0].contains("`--line next`"));
+        assert!(plan.notes[1].contains("newer than the latest release of the main line (2.0.0)"));
+        // An explicit older target is still a downgrade.
+        let error = prepare(&upstream, &request(app.path(), "2.0.0")).unwrap_err();
+        assert!(matches!(error, Error::Downgrade { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn the_next_line_targets_its_newest_release_without_notes() {
+        let (upstream, app) = setup(Some(ReleaseLine::Next), "2.0.0");
+        let plan = prepare(&upstream, &request(app.path(), "latest"))
+            .unwrap()
+            .plan;
+        assert_eq!(plan.to, "2.1.0-next.0");
+        assert_eq!(plan.line, "next");
+        assert!(plan.notes.is_empty());
+        // Chosen on purpose, `main` gives no suggestion even to a pre-release app.
+        let (upstream, app) = setup(Some(ReleaseLine::Main), "2.1.0-next.0");
+        let plan = prepare(&upstream, &request(app.path(), "latest"))
+            .unwrap()
+            .plan;
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+        assert!(!plan.notes[0].contains("`--line next`"));
+    }
+}

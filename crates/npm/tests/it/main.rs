@@ -418,7 +418,10 @@ fn the_packument_is_the_registry_s_in_both_forms() {
     assert_eq!(full["_id"], PACKAGE);
     assert_eq!(full["dist-tags"]["latest"], "0.9.0");
     assert_eq!(full["dist-tags"]["next"], "0.9.1-next.0");
-    assert_eq!(full["versions"]["0.9.0"]["_id"], "@backstage/create-app@0.9.0");
+    assert_eq!(
+        full["versions"]["0.9.0"]["_id"],
+        "@backstage/create-app@0.9.0"
+    );
     assert!(full["time"]["0.9.0"].is_string());
     let (content_type, corgi) =
         get("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8");
