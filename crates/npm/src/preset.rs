@@ -351,7 +351,7 @@ mod tests {
                 .iter()
                 .map(|f| {
                     (
-                        RelPath::new(&format!("templates/{f}/package.json")).unwrap(),
+                        RelPath::new(format!("templates/{f}/package.json")).unwrap(),
                         FileEntry::regular(b"{}".to_vec()),
                     )
                 })

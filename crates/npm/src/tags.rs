@@ -16,8 +16,11 @@ pub fn release_tags(location: &str) -> Result<Vec<Release>, Error> {
         source,
     };
     let mut remote = git2::Remote::create_detached(location).map_err(error)?;
+    // A proxy as git finds it (`http.proxy`, `https_proxy`), as `git ls-remote` would use.
+    let mut proxy = git2::ProxyOptions::new();
+    proxy.auto();
     let connection = remote
-        .connect_auth(git2::Direction::Fetch, None, None)
+        .connect_auth(git2::Direction::Fetch, None, Some(proxy))
         .map_err(error)?;
     let heads = connection.list().map_err(error)?;
     let mut releases: Vec<Release> = heads
