@@ -172,3 +172,20 @@ fn an_unknown_or_hidden_pre_release_suggests_pre_and_line() {
         stderr(&stable)
     );
 }
+
+#[test]
+fn the_pr_body_names_the_line_and_the_notes() {
+    let app = app_at("2.0.0");
+    let body = app.path().join("body.md");
+    let output = run(uplift()
+        .arg("apply")
+        .arg("--app")
+        .arg(app.path())
+        .args(ACME)
+        .args(["--line", "next", "--allow-conflicts", "--pr-body"])
+        .arg(&body));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = std::fs::read_to_string(&body).unwrap();
+    assert!(text.contains("to **2.1.0-next.0**"), "{text}");
+    assert!(text.contains("(release line `next`)"), "{text}");
+}
