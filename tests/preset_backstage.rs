@@ -101,6 +101,9 @@ fn uplift_in(app: &Path, home: &Path, registry: &FakeRegistry) -> Command {
         .env("UPLIFT_CACHE_DIR", home.join("cache"))
         .env("UPLIFT_NPM_REGISTRY", registry.url())
         .env("UPLIFT_BACKSTAGE_VERSIONS_URL", registry.url())
+        .env("UPLIFT_BACKSTAGE_RELEASES_GIT", registry.releases_git())
+        .env_remove("YARN_NPM_REGISTRY_SERVER")
+        .env_remove("YARN_NPM_AUTH_TOKEN")
         .env_remove("UPLIFT_UPSTREAM")
         .env_remove("UPLIFT_NPM_TOKEN")
         .env_remove("NPM_CONFIG_REGISTRY")
@@ -196,7 +199,7 @@ fn plan_with_the_preset_alone_follows_the_legacy_app() {
     ]));
     assert_eq!(
         stdout(&releases),
-        "1.48.0  (current)\n1.49.0\n1.50.0  (latest)\n",
+        "1.48.0  main  (current)\n1.49.0  main\n1.50.0  main  (latest main, latest next)\n",
         "{}",
         stderr(&releases)
     );
@@ -501,4 +504,270 @@ fn a_pipeline_run_reports_the_downloads_of_its_upgrade_stage() {
         let prefix = format!("upgrade | download @backstage/create-app {version}: downloaded (");
         assert!(line.starts_with(&prefix) && line.ends_with("B)"), "{err}");
     }
+}
+
+/// Releases of both lines, with the template move landing on a pre-release: 1.50.0-next.0 still
+/// ships the old layout (`default-app` old system, `next-app`), 1.50.0-next.1 the new one
+/// (`default-app` new system, `legacy-app` old), as 1.50.0 and 1.51.0-next.0 do. The versions
+/// site's `next` tag names 1.51.0-next.0, `main` 1.50.0.
+fn registry_with_next() -> FakeRegistry {
+    let release = |release: &str, version: &str, acme_release: &str, moved: bool| {
+        let templates: Vec<(&str, PathBuf)> = if moved {
+            vec![
+                ("default-app", acme("2.0.0", "default-app")),
+                ("legacy-app", acme("1.2.0", "default-app")),
+            ]
+        } else {
+            vec![
+                ("default-app", acme(acme_release, "default-app")),
+                ("next-app", acme("2.0.0", "next-app")),
+            ]
+        };
+        let templates: Vec<(&str, &Path)> =
+            templates.iter().map(|(n, p)| (*n, p.as_path())).collect();
+        let mut release = FakeRelease::from_folders(
+            release,
+            version,
+            &templates,
+            &acme(acme_release, "versions.json"),
+        )
+        .unwrap();
+        release
+            .packages
+            .entry("@acme/plugin-notifications-backend".into())
+            .or_insert_with(|| "0.4.0".into());
+        release
+    };
+    FakeRegistry::start(
+        "@backstage/create-app",
+        &[
+            release("1.48.0", "0.8.0", "1.0.0", false),
+            release("1.49.0", "0.8.1", "1.1.0", false),
+            release("1.50.0-next.0", "0.8.2-next.0", "1.1.0", false),
+            release("1.50.0-next.1", "0.8.2-next.1", "1.2.0", true),
+            release("1.50.0", "0.9.0", "1.2.0", true),
+            release("1.51.0-next.0", "0.9.1-next.0", "1.2.0", true),
+        ],
+    )
+    .unwrap()
+}
+
+fn set_release(app: &Path, release: &str) {
+    std::fs::write(
+        app.join("backstage.json"),
+        format!("{{\n  \"version\": \"{release}\"\n}}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_app_on_the_next_line_plans_without_pre_and_is_told_about_line_next() {
+    let registry = registry_with_next();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    set_release(&app, "1.50.0-next.0");
+    // No `--pre`, no `--line`: the app's own pre-release resolves; `latest` is main's (1.50.0);
+    // the plan suggests `--line next` and switches nothing.
+    let output = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--format",
+        "json",
+    ]));
+    let plan = plan_json(&output);
+    assert_eq!(plan["from"], "1.50.0-next.0");
+    assert_eq!(plan["to"], "1.50.0");
+    assert_eq!(plan["line"], "main");
+    // The move landed between these two: the old system follows `legacy-app` from 1.50.0.
+    assert_eq!(plan["template_from"], "templates/default-app");
+    assert_eq!(plan["template_to"], "templates/legacy-app");
+    let notes = plan["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{plan:#}");
+    assert!(
+        notes[0].as_str().unwrap().contains("`--line next`"),
+        "{plan:#}"
+    );
+    let text = run(uplift_in(&app, dir.path(), &registry).args(["plan", "--preset", "backstage"]));
+    assert!(text.status.success(), "{}", stderr(&text));
+    insta::assert_snapshot!(
+        "preset_backstage_next_app_on_main_plan_text",
+        stdout(&text).lines().take(2).collect::<Vec<_>>().join("\n")
+    );
+
+    // On the next line, `latest` is what the versions site's `v1/tags/next` names.
+    let next = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--line",
+        "next",
+        "--format",
+        "json",
+    ]));
+    let plan = plan_json(&next);
+    assert_eq!(plan["to"], "1.51.0-next.0");
+    assert_eq!(plan["line"], "next");
+    assert_eq!(plan["notes"], serde_json::json!([]));
+    // Both versions-site tags were read (next's latest is the newer of the two).
+    let paths: Vec<String> = registry.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.contains(&"/v1/tags/next/manifest.json".to_string()));
+    assert!(!paths.iter().any(|p| p == "/v1/releases"), "{paths:?}");
+}
+
+#[test]
+fn a_template_move_on_a_pre_release_is_followed_from_that_pre_release() {
+    let registry = registry_with_next();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    set_release(&app, "1.49.0");
+    let plan = |to: &str| {
+        plan_json(&run(uplift_in(&app, dir.path(), &registry).args([
+            "plan",
+            "--preset",
+            "backstage",
+            "--line",
+            "next",
+            "--to",
+            to,
+            "--format",
+            "json",
+        ])))
+    };
+    let before = plan("1.50.0-next.0");
+    assert_eq!(before["template_to"], "templates/default-app", "{before:#}");
+    let moved = plan("1.50.0-next.1");
+    assert_eq!(moved["template_to"], "templates/legacy-app", "{moved:#}");
+    // Stepwise on the next line goes through every pre-release, in semver order.
+    let stepwise = plan_json(&run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--line",
+        "next",
+        "--stepwise",
+        "--format",
+        "json",
+    ])));
+    let steps: Vec<&str> = stepwise["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["to"].as_str().unwrap())
+        .collect();
+    // The move conflicts with the app's customizations, so the listing stops there; the rest
+    // is named, in semver order.
+    assert_eq!(steps, ["1.50.0-next.0", "1.50.0-next.1"], "{stepwise:#}");
+    assert_eq!(stepwise["stopped_at"], "1.50.0-next.1", "{stepwise:#}");
+    assert_eq!(
+        stepwise["remaining"],
+        serde_json::json!(["1.50.0", "1.51.0-next.0"])
+    );
+}
+
+#[test]
+fn releases_mark_each_line_and_check_reports_the_line() {
+    let registry = registry_with_next();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    set_release(&app, "1.50.0-next.0");
+    let releases = run(uplift_in(&app, dir.path(), &registry).args([
+        "releases",
+        "--preset",
+        "backstage",
+        "--app",
+        ".",
+        "--line",
+        "next",
+    ]));
+    assert!(releases.status.success(), "{}", stderr(&releases));
+    insta::assert_snapshot!("preset_backstage_releases_next", stdout(&releases));
+    // On main, pre-releases are hidden, but the app's own is shown (it is where the app is).
+    let main = run(uplift_in(&app, dir.path(), &registry).args([
+        "releases",
+        "--preset",
+        "backstage",
+        "--app",
+        ".",
+    ]));
+    assert_eq!(
+        stdout(&main),
+        "1.48.0         main\n1.49.0         main\n1.50.0-next.0  next  (current)\n1.50.0         main  (latest main)\n",
+        "{}",
+        stderr(&main)
+    );
+
+    let check = |line: &str| {
+        run(uplift_in(&app, dir.path(), &registry)
+            .env("GITHUB_OUTPUT", dir.path().join(format!("out-{line}")))
+            .args(["check", "--preset", "backstage", "--line", line, "--github"])
+            .args(["--format", "json"]))
+    };
+    let next = check("next");
+    assert!(next.status.success(), "{}", stderr(&next));
+    let doc = plan_json(&next);
+    assert_eq!(doc["line"], "next");
+    assert_eq!(doc["current"], "1.50.0-next.0");
+    assert_eq!(doc["target"], "1.51.0-next.0");
+    assert_eq!(doc["latest"], "1.51.0-next.0");
+    let outputs = std::fs::read_to_string(dir.path().join("out-next")).unwrap();
+    let outputs: std::collections::BTreeMap<String, String> =
+        uplift_github::parse_outputs(&outputs)
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(outputs["line"], "next");
+    assert_eq!(outputs["target"], "1.51.0-next.0");
+    let main = check("main");
+    let doc = plan_json(&main);
+    assert_eq!(doc["line"], "main");
+    assert_eq!(doc["target"], "1.50.0");
+    // `--line main` given on purpose: no suggestion.
+    assert_eq!(doc["notes"], serde_json::json!([]));
+}
+
+#[test]
+fn an_unknown_pre_release_suggests_pre_and_line() {
+    let registry = registry_with_next();
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    let output = run(uplift_in(&app, dir.path(), &registry).args([
+        "plan",
+        "--preset",
+        "backstage",
+        "--to",
+        "1.51.0-next.0",
+    ]));
+    assert_eq!(output.status.code(), Some(2));
+    insta::assert_snapshot!("preset_backstage_unknown_pre_release", stderr(&output));
+}
+
+#[test]
+fn the_yarnrc_of_the_app_names_the_registry_and_its_token() {
+    let registry = registry();
+    registry.require_token("yarn-s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_copy(dir.path());
+    // A yarn 4 app: `.yarnrc.yml` only (yarn reads no `.npmrc`), a scope registry and a token
+    // from the environment.
+    std::fs::write(
+        app.join(".yarnrc.yml"),
+        format!(
+            "nodeLinker: node-modules\nnpmRegistryServer: \"https://registry.invalid\"\nnpmScopes:\n  backstage:\n    npmRegistryServer: \"{url}\"\n    npmAuthToken: \"${{PORTAL_TOKEN}}\"\n",
+            url = registry.url()
+        ),
+    )
+    .unwrap();
+    let mut command = uplift_in(&app, dir.path(), &registry);
+    command
+        .env_remove("UPLIFT_NPM_REGISTRY")
+        .env("PORTAL_TOKEN", "yarn-s3cret");
+    let output = run(command.args(["plan", "--preset", "backstage", "--format", "json"]));
+    assert_eq!(plan_json(&output)["to"], "1.50.0", "{}", stderr(&output));
+    let tarball = registry
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with(".tgz"))
+        .unwrap();
+    assert_eq!(tarball.authorization.as_deref(), Some("Bearer yarn-s3cret"));
 }

@@ -26,10 +26,10 @@ fn releases_are_ordered_and_marked() {
         .args(["--app", "fixtures/apps/acme-portal"]));
     assert!(output.status.success(), "{}", stderr(&output));
     insta::assert_snapshot!(stdout(&output), @r"
-    1.0.0  (current)
-    1.1.0
-    1.2.0
-    2.0.0  (latest)
+    1.0.0  main  (current)
+    1.1.0  main
+    1.2.0  main
+    2.0.0  main  (latest main)
     ");
     let with_pre = run(uplift().arg("releases").args(ACME).arg("--pre"));
     assert!(
@@ -38,8 +38,9 @@ fn releases_are_ordered_and_marked() {
         stdout(&with_pre)
     );
     assert!(
-        stdout(&with_pre).contains("2.0.0  (latest)"),
-        "pre-releases are never latest"
+        stdout(&with_pre).contains("2.0.0         main  (latest main)"),
+        "pre-releases are never main's latest: {}",
+        stdout(&with_pre)
     );
 }
 

@@ -109,6 +109,7 @@ impl Classify for uplift_template::Error {
             E::UnknownSourceKind { .. }
             | E::TagPattern { .. }
             | E::UnknownRelease { .. }
+            | E::HiddenPreRelease { .. }
             | E::NoReleases { .. }
             | E::NoSuchTemplate { .. }
             | E::Lineage { .. }
@@ -146,7 +147,10 @@ impl Classify for uplift_npm::Error {
     fn kind(&self) -> Kind {
         use uplift_npm::Error as E;
         match self {
-            E::Http { .. } | E::Status { .. } | E::Io { .. } => Kind::Environment,
+            // An unreachable repository of release tags is the environment (exit 3).
+            E::Http { .. } | E::Status { .. } | E::Io { .. } | E::ReleaseTags { .. } => {
+                Kind::Environment
+            }
             E::Tree(tree) => tree.kind(),
             E::Spec { .. }
             | E::Document { .. }

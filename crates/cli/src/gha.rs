@@ -166,15 +166,19 @@ pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> St
     let _ = writeln!(out, "## Upgrade {} → {}\n", plan.from, plan.to);
     let _ = writeln!(
         out,
-        "From **{}** to **{}**, upstream {}{}. {}.\n",
+        "From **{}** to **{}**, upstream {} (release line {}){}. {}.\n",
         plan.from,
         plan.to,
         code(&plan.source),
+        code(&plan.line),
         branch
             .map(|b| format!(", branch {}", code(b)))
             .unwrap_or_default(),
         uplift_upgrade::report::summary_line(plan)
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "> [!NOTE]\n> {}\n", note.replace(['\n', '\r'], " "));
+    }
     let conflicts: Vec<_> = plan
         .files
         .iter()

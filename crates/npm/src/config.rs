@@ -1,6 +1,9 @@
 //! Where the registry and the release manifests are, and the registry's credentials, read the
-//! way npm reads `.npmrc`: `registry=URL`, `@scope:registry=URL`, `//HOST/PATH/:_authToken=TOKEN`
-//! (`${VAR}` expanded from the environment), `#`/`;` comments.
+//! way npm reads `.npmrc` (`registry=URL`, `@scope:registry=URL`, `//HOST/PATH/:_authToken=TOKEN`,
+//! `${VAR}` expanded from the environment, `#`/`;` comments) and the way yarn 4 reads
+//! `.yarnrc.yml` (`npmRegistryServer`, `npmAuthToken`, `npmScopes.<scope>.npmRegistryServer` and
+//! `.npmAuthToken`, `npmRegistries."//HOST".npmAuthToken`; `${VAR}` and `${VAR:-default}`):
+//! Backstage apps are yarn 4 projects, and yarn ignores `.npmrc`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,11 @@ pub const ENV_REGISTRY: &str = "UPLIFT_NPM_REGISTRY";
 pub const ENV_TOKEN: &str = "UPLIFT_NPM_TOKEN";
 /// The base URL of the release manifests (env `UPLIFT_BACKSTAGE_VERSIONS_URL`).
 pub const ENV_VERSIONS_URL: &str = "UPLIFT_BACKSTAGE_VERSIONS_URL";
+/// The repository whose `vX.Y.Z` tags are Backstage's releases.
+pub const DEFAULT_RELEASES_GIT: &str = "https://github.com/backstage/backstage";
+/// Where the release tags are read instead (env `UPLIFT_BACKSTAGE_RELEASES_GIT`): a mirror's
+/// URL or a local path.
+pub const ENV_RELEASES_GIT: &str = "UPLIFT_BACKSTAGE_RELEASES_GIT";
 
 /// Settings of the npm source.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,6 +39,8 @@ pub struct NpmSettings {
     pub tokens: BTreeMap<String, String>,
     /// Base URL of the release manifests, without a trailing `/`.
     pub versions_url: String,
+    /// The git repository whose release tags list the releases (URL or path).
+    pub releases_git: String,
     /// Where downloads are kept; `None`: `$UPLIFT_CACHE_DIR`, else `~/.cache/uplift`.
     pub cache_dir: Option<PathBuf>,
     /// Longest time one HTTP request may take.
@@ -45,6 +55,7 @@ impl std::fmt::Debug for NpmSettings {
             .field("scoped_registries", &self.scoped_registries)
             .field("tokens_for", &self.tokens.keys().collect::<Vec<_>>())
             .field("versions_url", &self.versions_url)
+            .field("releases_git", &self.releases_git)
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
@@ -57,6 +68,7 @@ impl Default for NpmSettings {
             scoped_registries: BTreeMap::new(),
             tokens: BTreeMap::new(),
             versions_url: DEFAULT_VERSIONS_URL.to_string(),
+            releases_git: DEFAULT_RELEASES_GIT.to_string(),
             cache_dir: None,
             timeout: Duration::from_secs(60),
         }
@@ -65,43 +77,58 @@ impl Default for NpmSettings {
 
 impl NpmSettings {
     /// Reads, lowest precedence first: the user's `.npmrc` (`$NPM_CONFIG_USERCONFIG` or
-    /// `~/.npmrc`), the project's `.npmrc` in `project` (the app folder), then the environment
-    /// (`NPM_CONFIG_REGISTRY`, `UPLIFT_NPM_REGISTRY`, `UPLIFT_NPM_TOKEN`,
-    /// `UPLIFT_BACKSTAGE_VERSIONS_URL`).
+    /// `~/.npmrc`), the project's `.npmrc` in `project` (the app folder), the user's
+    /// `~/.yarnrc.yml`, the project's `.yarnrc.yml`, then the environment
+    /// (`NPM_CONFIG_REGISTRY`, `YARN_NPM_REGISTRY_SERVER`, `UPLIFT_NPM_REGISTRY`,
+    /// `YARN_NPM_AUTH_TOKEN`, `UPLIFT_NPM_TOKEN`, `UPLIFT_BACKSTAGE_VERSIONS_URL`,
+    /// `UPLIFT_BACKSTAGE_RELEASES_GIT`).
     pub fn load(project: Option<&Path>) -> Result<Self, Error> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut settings = Self::default();
+        let home = env("HOME").map(PathBuf::from);
         let user = env("NPM_CONFIG_USERCONFIG")
             .map(PathBuf::from)
-            .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".npmrc")));
-        let project = project.map(|dir| dir.join(".npmrc"));
-        for file in [user, project].into_iter().flatten() {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    tracing::debug!(file = %file.display(), "reading npm settings");
-                    settings.apply_npmrc(&text, &|name| env(name));
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Io {
-                        action: "read",
-                        path: file,
-                        source,
-                    });
-                }
+            .or_else(|| home.as_ref().map(|home| home.join(".npmrc")));
+        let project_npmrc = project.map(|dir| dir.join(".npmrc"));
+        for file in [user, project_npmrc].into_iter().flatten() {
+            if let Some(text) = read_optional(&file)? {
+                tracing::debug!(file = %file.display(), "reading npm settings");
+                settings.apply_npmrc(&text, &|name| env(name));
+            }
+        }
+        let user_yarnrc = home.map(|home| home.join(".yarnrc.yml"));
+        let project_yarnrc = project.map(|dir| dir.join(".yarnrc.yml"));
+        for file in [user_yarnrc, project_yarnrc].into_iter().flatten() {
+            if let Some(text) = read_optional(&file)? {
+                tracing::debug!(file = %file.display(), "reading yarn settings");
+                settings
+                    .apply_yarnrc(&text, &|name| env(name))
+                    .map_err(|message| Error::AppFile {
+                        path: file.clone(),
+                        message,
+                    })?;
             }
         }
         if let Some(registry) = env("NPM_CONFIG_REGISTRY") {
             settings.registry = with_slash(&registry);
         }
+        if let Some(registry) = env("YARN_NPM_REGISTRY_SERVER") {
+            settings.registry = with_slash(&registry);
+        }
         if let Some(registry) = env(ENV_REGISTRY) {
             settings.registry = with_slash(&registry);
+        }
+        if let Some(token) = env("YARN_NPM_AUTH_TOKEN") {
+            settings.tokens.insert(nerf_dart(&settings.registry), token);
         }
         if let Some(token) = env(ENV_TOKEN) {
             settings.tokens.insert(nerf_dart(&settings.registry), token);
         }
         if let Some(url) = env(ENV_VERSIONS_URL) {
             settings.versions_url = url.trim_end_matches('/').to_string();
+        }
+        if let Some(location) = env(ENV_RELEASES_GIT) {
+            settings.releases_git = location;
         }
         if let Some(dir) = env("UPLIFT_CACHE_DIR") {
             settings.cache_dir = Some(PathBuf::from(dir));
@@ -136,6 +163,45 @@ impl NpmSettings {
         }
     }
 
+    /// Applies one `.yarnrc.yml` (yarn 4's settings; the keys Uplift does not use are ignored).
+    /// The error is the YAML parser's message.
+    pub fn apply_yarnrc(
+        &mut self,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        let rc: YarnRc = if text.trim().is_empty() {
+            YarnRc::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| e.to_string())?
+        };
+        let value = |text: &str| expand(text.trim(), env);
+        if let Some(server) = &rc.npm_registry_server {
+            self.registry = with_slash(&value(server));
+        }
+        if let Some(token) = &rc.npm_auth_token {
+            self.tokens.insert(nerf_dart(&self.registry), value(token));
+        }
+        for (scope, settings) in &rc.npm_scopes {
+            let scope = format!("@{}", scope.trim_start_matches('@'));
+            if let Some(server) = &settings.npm_registry_server {
+                self.scoped_registries
+                    .insert(scope.clone(), with_slash(&value(server)));
+            }
+            if let Some(token) = &settings.npm_auth_token {
+                let registry = self.registry_for(&format!("{scope}/x")).to_string();
+                self.tokens.insert(nerf_dart(&registry), value(token));
+            }
+        }
+        for (registry, settings) in &rc.npm_registries {
+            if let Some(token) = &settings.npm_auth_token {
+                self.tokens
+                    .insert(nerf_dart(&with_slash(registry)), value(token));
+            }
+        }
+        Ok(())
+    }
+
     /// The registry serving `package` (its scope's, else the default).
     pub fn registry_for(&self, package: &str) -> &str {
         package
@@ -155,6 +221,38 @@ impl NpmSettings {
     }
 }
 
+/// The part of `.yarnrc.yml` Uplift reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct YarnRc {
+    npm_registry_server: Option<String>,
+    npm_auth_token: Option<String>,
+    #[serde(default)]
+    npm_scopes: BTreeMap<String, YarnRegistry>,
+    #[serde(default)]
+    npm_registries: BTreeMap<String, YarnRegistry>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct YarnRegistry {
+    npm_registry_server: Option<String>,
+    npm_auth_token: Option<String>,
+}
+
+/// The file's text, `None` when it does not exist.
+fn read_optional(file: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            action: "read",
+            path: file.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 fn with_slash(url: &str) -> String {
     format!("{}/", url.trim().trim_end_matches('/'))
 }
@@ -166,7 +264,8 @@ fn unquote(value: &str) -> &str {
         .unwrap_or(value)
 }
 
-/// `${NAME}` replaced by the variable's value (empty when unset), as npm does.
+/// `${NAME}` replaced by the variable's value (empty when unset), as npm does; `${NAME:-DEFAULT}`
+/// and `${NAME-DEFAULT}` as yarn does.
 fn expand(value: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::new();
     let mut rest = value;
@@ -175,7 +274,12 @@ fn expand(value: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
             break;
         };
         out.push_str(&rest[..start]);
-        out.push_str(&env(&rest[start + 2..start + 2 + len]).unwrap_or_default());
+        let inner = &rest[start + 2..start + 2 + len];
+        let (name, default) = match inner.split_once(":-").or_else(|| inner.split_once('-')) {
+            Some((name, default)) => (name, default),
+            None => (inner, ""),
+        };
+        out.push_str(&env(name).unwrap_or_else(|| default.to_string()));
         rest = &rest[start + 3 + len..];
     }
     out.push_str(rest);
@@ -245,6 +349,55 @@ not a setting
     }
 
     #[test]
+    fn reads_yarnrc_like_yarn() {
+        let mut settings = NpmSettings::default();
+        settings.apply_npmrc("registry=https://npmrc.example.com/\n", &|_| None);
+        let text = r#"
+nodeLinker: node-modules
+yarnPath: .yarn/releases/yarn-4.4.1.cjs
+npmRegistryServer: "https://npm.example.com/repo"
+npmAuthToken: "${NPM_TOKEN}"
+npmScopes:
+  backstage:
+    npmRegistryServer: "https://bs.example.com/npm/"
+    npmAuthToken: "${BS_TOKEN:-fallback}"
+npmRegistries:
+  "//other.example.com":
+    npmAuthToken: other
+plugins:
+  - checksum: abc
+    path: .yarn/plugins/@yarnpkg/plugin-backstage.cjs
+    spec: "https://versions.backstage.io/v1/releases/1.53.0/yarn-plugin"
+"#;
+        let env = |name: &str| (name == "NPM_TOKEN").then(|| "s3cret".to_string());
+        settings.apply_yarnrc(text, &env).unwrap();
+        // The yarn project's registry wins over `.npmrc` (yarn never reads `.npmrc`).
+        assert_eq!(settings.registry, "https://npm.example.com/repo/");
+        assert_eq!(
+            settings.registry_for("@backstage/create-app"),
+            "https://bs.example.com/npm/"
+        );
+        assert_eq!(
+            settings.token_for("https://npm.example.com/repo/left-pad"),
+            Some("s3cret")
+        );
+        assert_eq!(
+            settings.token_for("https://bs.example.com/npm/@backstage%2fcreate-app"),
+            Some("fallback")
+        );
+        assert_eq!(
+            settings.token_for("https://other.example.com/x/-/x-1.0.0.tgz"),
+            Some("other")
+        );
+        assert_eq!(settings.token_for("https://evil.example.com/npm/x"), None);
+        // An empty file changes nothing; a malformed one is an error with the parser's words.
+        let before = settings.clone();
+        settings.apply_yarnrc("", &env).unwrap();
+        assert_eq!(settings, before);
+        assert!(settings.apply_yarnrc("npmScopes: [1, 2", &env).is_err());
+    }
+
+    #[test]
     fn nerf_darts() {
         assert_eq!(
             nerf_dart("https://registry.npmjs.org/"),
@@ -255,5 +408,6 @@ not a setting
             "//127.0.0.1:4873/a/"
         );
         assert_eq!(expand("a${X}b${Y", &|_| Some("1".into())), "a1b${Y");
+        assert_eq!(expand("${X:-d}|${Y-e}|${Z}", &|_| None), "d|e|");
     }
 }

@@ -7,6 +7,12 @@ pub enum Error {
         "invalid npm source {spec:?}: expected `npm:PACKAGE`, e.g. `npm:@backstage/create-app`"
     )]
     Spec { spec: String },
+    #[error("list the release tags of {location}")]
+    ReleaseTags {
+        location: String,
+        #[source]
+        source: git2::Error,
+    },
     #[error("fetch {url}")]
     Http {
         url: String,
@@ -64,7 +70,10 @@ impl Error {
     pub fn is_environment(&self) -> bool {
         matches!(
             self,
-            Error::Http { .. } | Error::Status { .. } | Error::Io { .. }
+            Error::Http { .. }
+                | Error::Status { .. }
+                | Error::Io { .. }
+                | Error::ReleaseTags { .. }
         )
     }
 

@@ -1,8 +1,9 @@
 //! Release sources on the npm registry, and the Backstage preset.
 //!
 //! - [`NpmSource`]: a [`ReleaseSource`](uplift_template::ReleaseSource) for `npm:PACKAGE`
-//!   (`npm:@backstage/create-app`): Backstage releases are listed from the release-manifest
-//!   site, each is mapped to the package's version by its manifest, and that version's tarball
+//!   (`npm:@backstage/create-app`): Backstage releases are listed from the release tags of
+//!   backstage/backstage ([`tags`]), the newest of each line is the release-manifest site's
+//!   `v1/tags/<line>`, each release is mapped to the package's version by its manifest, and that version's tarball
 //!   is fetched from the registry, checked, unpacked safely ([`extract()`]) and cached by release.
 //!   A release's files are the package's content (`templates/default-app/…`) plus
 //!   [`VERSIONS_FILE`] (the manifest's package versions, `root` = the release) for the
@@ -21,6 +22,7 @@ mod http;
 pub mod preset;
 mod progress;
 mod source;
+pub mod tags;
 #[cfg(feature = "test-registry")]
 pub mod testing;
 

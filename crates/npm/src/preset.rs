@@ -82,6 +82,32 @@ pub fn lineage(frontend: FrontendSystem) -> Vec<String> {
     }
 }
 
+/// The template an app on `frontend` follows in a release, from the folders the release ships
+/// (so a move that landed on some `next` pre-release is followed from that very pre-release):
+///
+/// - old system: `legacy-app` where the release has it, else `default-app`;
+/// - new system: `default-app` where the release also ships `legacy-app` (the new system is the
+///   default there), else `next-app` where it ships it, else `default-app`.
+///
+/// `None` when the release has no `templates/default-app` (not create-app's layout).
+pub fn template_in(frontend: FrontendSystem, files: &uplift_tree::Tree) -> Option<String> {
+    let has = |name: &str| {
+        let prefix = format!("templates/{name}/");
+        files.paths().any(|path| path.as_str().starts_with(&prefix))
+    };
+    if !has("default-app") {
+        return None;
+    }
+    let folder = match frontend {
+        FrontendSystem::Legacy if has("legacy-app") => "legacy-app",
+        FrontendSystem::Legacy => "default-app",
+        FrontendSystem::New if has("legacy-app") => "default-app",
+        FrontendSystem::New if has("next-app") => "next-app",
+        FrontendSystem::New => "default-app",
+    };
+    Some(format!("templates/{folder}"))
+}
+
 /// Most source files read when looking for `createApp`.
 const MAX_SOURCES: usize = 5_000;
 /// Largest source file read.
@@ -315,6 +341,41 @@ mod tests {
         assert_eq!(detect_frontend(root).unwrap(), FrontendSystem::New);
         write(root, "packages/app/package.json", "{ not json");
         assert!(detect_frontend(root).is_err());
+    }
+
+    #[test]
+    fn the_template_follows_the_folders_a_release_ships() {
+        use uplift_tree::{FileEntry, RelPath, Tree};
+        let release = |folders: &[&str]| -> Tree {
+            folders
+                .iter()
+                .map(|f| {
+                    (
+                        RelPath::new(format!("templates/{f}/package.json")).unwrap(),
+                        FileEntry::regular(b"{}".to_vec()),
+                    )
+                })
+                .collect()
+        };
+        let pick = |frontend, folders: &[&str]| template_in(frontend, &release(folders));
+        use FrontendSystem::{Legacy, New};
+        // Before 1.42; 1.42 to 1.49 (and the pre-releases before the move); the move (on a
+        // pre-release of 1.50 or later).
+        let before = ["default-app"];
+        let between = ["default-app", "next-app"];
+        let moved = ["default-app", "legacy-app"];
+        assert_eq!(pick(Legacy, &before).unwrap(), "templates/default-app");
+        assert_eq!(pick(Legacy, &between).unwrap(), "templates/default-app");
+        assert_eq!(pick(Legacy, &moved).unwrap(), "templates/legacy-app");
+        assert_eq!(pick(New, &before).unwrap(), "templates/default-app");
+        assert_eq!(pick(New, &between).unwrap(), "templates/next-app");
+        assert_eq!(pick(New, &moved).unwrap(), "templates/default-app");
+        // `next-app-x` is not `next-app`; a release without create-app's layout: no choice.
+        assert_eq!(
+            pick(New, &["default-app", "next-app-x"]).unwrap(),
+            "templates/default-app"
+        );
+        assert_eq!(pick(New, &["other"]), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::Digest;
-use uplift_template::{Release, ReleaseSource};
+use uplift_template::{Release, ReleaseLine, ReleaseSource};
 use uplift_tree::{FileEntry, RelPath, Tree};
 
 use crate::http::{Http, MAX_TARBALL};
@@ -54,8 +54,8 @@ impl ReleaseManifest {
 
 /// The releases of `package` (e.g. `@backstage/create-app`), one per Backstage release.
 ///
-/// - Releases are listed from `<versions>/v1/releases` (a JSON array of versions or of
-///   objects with `version`, bare or under `releases`).
+/// - Releases are the release tags of backstage/backstage ([`crate::tags`]); the newest of each
+///   line is the versions site's `v1/tags/main` and `v1/tags/next` (see [`Self::line_releases`]).
 /// - Release R's manifest is `<versions>/v1/releases/R/manifest.json`; it gives the version V
 ///   of `package` in R.
 /// - V's tarball is found in the registry's packument (`GET <registry>/<name with / as %2f>`,
@@ -121,23 +121,6 @@ struct Dist {
     integrity: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ReleaseListing {
-    Bare(Vec<ReleaseItem>),
-    Wrapped { releases: Vec<ReleaseItem> },
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ReleaseItem {
-    Version(String),
-    Object {
-        #[serde(alias = "releaseVersion", alias = "name")]
-        version: String,
-    },
-}
-
 impl NpmSource {
     /// Opens `npm:PACKAGE` with `settings` (nothing is fetched yet).
     pub fn open(spec: &str, settings: NpmSettings) -> Result<Self, Error> {
@@ -176,34 +159,58 @@ impl NpmSource {
         self.cache.join(name)
     }
 
-    /// Every Backstage release the versions site lists.
+    /// Every Backstage release: the release tags of the repository at
+    /// [`NpmSettings::releases_git`] (`vX.Y.Z[-PRE]`), read without fetching any object.
     pub fn list_releases(&self) -> Result<Vec<Release>, Error> {
-        let url = format!("{}/v1/releases", self.settings.versions_url);
-        let listing: ReleaseListing = self
-            .http
-            .get_json(
-                &url,
-                "application/json",
-                self.settings.token_for(&url),
-                "the release list",
-            )?
-            .ok_or(Error::Status {
-                url: url.clone(),
-                status: 404,
-            })?;
-        let items = match listing {
-            ReleaseListing::Bare(items) | ReleaseListing::Wrapped { releases: items } => items,
+        crate::tags::release_tags(&self.settings.releases_git)
+    }
+
+    /// The release `v1/tags/<line>` of the versions site points at (its
+    /// `v1/tags/<line>/manifest.json`); `None` when the site has no such tag.
+    pub fn tagged_release(&self, line: ReleaseLine) -> Result<Option<Release>, Error> {
+        let url = format!(
+            "{}/v1/tags/{}/manifest.json",
+            self.settings.versions_url,
+            line.as_str()
+        );
+        let manifest: Option<ReleaseManifest> = self.http.get_json(
+            &url,
+            "application/json",
+            self.settings.token_for(&url),
+            "the release manifest",
+        )?;
+        let Some(manifest) = manifest else {
+            return Ok(None);
         };
-        Ok(items
-            .into_iter()
-            .filter_map(|item| {
-                let name = match item {
-                    ReleaseItem::Version(v) | ReleaseItem::Object { version: v } => v,
-                };
-                let version = semver::Version::parse(name.trim().trim_start_matches('v')).ok()?;
-                Some(Release { version, name })
-            })
-            .collect())
+        let version = semver::Version::parse(manifest.release_version.trim()).map_err(|e| {
+            Error::Document {
+                what: "the release manifest",
+                url,
+                message: format!("releaseVersion {:?}: {e}", manifest.release_version),
+            }
+        })?;
+        Ok(Some(Release {
+            name: version.to_string(),
+            version,
+        }))
+    }
+
+    /// The newest release of each line, as `backstage-cli versions:bump --release LINE` picks
+    /// it: `main` is `v1/tags/main`; `next` is the newer of `v1/tags/next` and `v1/tags/main`
+    /// (after a main release, `next` still points at the last pre-release for a while).
+    pub fn line_releases(&self) -> Result<Vec<(ReleaseLine, Release)>, Error> {
+        let main = self.tagged_release(ReleaseLine::Main)?;
+        let next = self.tagged_release(ReleaseLine::Next)?;
+        let newest_next = match (next, &main) {
+            (Some(next), Some(main)) if main.version > next.version => Some(main.clone()),
+            (next, main) => next.or_else(|| main.clone()),
+        };
+        Ok(
+            [(ReleaseLine::Main, main), (ReleaseLine::Next, newest_next)]
+                .into_iter()
+                .filter_map(|(line, release)| release.map(|r| (line, r)))
+                .collect(),
+        )
     }
 
     /// The manifest of `release`, from the cache or the versions site.
@@ -432,6 +439,10 @@ impl ReleaseSource for NpmSource {
     fn files(&self, release: &Release) -> Result<Tree, uplift_template::Error> {
         self.release_files(release).map_err(template_error)
     }
+
+    fn line_latest(&self) -> Result<Vec<(ReleaseLine, Release)>, uplift_template::Error> {
+        self.line_releases().map_err(template_error)
+    }
 }
 
 fn template_error(error: Error) -> uplift_template::Error {
@@ -464,23 +475,22 @@ mod tests {
     }
 
     #[test]
-    fn release_listings_in_either_form() {
-        let parse = |text: &str| -> Vec<String> {
-            let listing: ReleaseListing = serde_json::from_str(text).unwrap();
-            match listing {
-                ReleaseListing::Bare(items) | ReleaseListing::Wrapped { releases: items } => items
-                    .into_iter()
-                    .map(|i| match i {
-                        ReleaseItem::Version(v) | ReleaseItem::Object { version: v } => v,
-                    })
-                    .collect(),
-            }
-        };
-        assert_eq!(parse(r#"["1.0.0","1.1.0"]"#), ["1.0.0", "1.1.0"]);
+    fn manifests_in_the_site_s_shape() {
+        // `v1/releases/<R>/manifest.json` as versions.backstage.io serves it.
+        let text = r#"{
+  "releaseVersion": "1.54.0-next.0",
+  "packages": [
+    { "name": "@backstage/app-defaults", "version": "1.7.11-next.0" },
+    { "name": "@backstage/create-app", "version": "0.9.1-next.0" }
+  ]
+}"#;
+        let manifest: ReleaseManifest = serde_json::from_str(text).unwrap();
+        assert_eq!(manifest.release_version, "1.54.0-next.0");
         assert_eq!(
-            parse(r#"{"releases":[{"version":"1.0.0"},{"releaseVersion":"1.2.0"}]}"#),
-            ["1.0.0", "1.2.0"]
+            manifest.version_of("@backstage/create-app"),
+            Some("0.9.1-next.0")
         );
+        assert_eq!(manifest.versions_map()["root"], "1.54.0-next.0");
     }
 
     #[test]

@@ -1,7 +1,19 @@
-//! A fake npm registry and Backstage versions site on loopback, for tests (feature
-//! `test-registry`). It speaks the protocol the source uses: packuments (`GET /@scope%2fname`),
-//! tarballs, `GET /v1/releases` and `GET /v1/releases/R/manifest.json`, with an optional
-//! required token (401 without it), and records every request.
+//! A fake npm registry, Backstage versions site and Backstage release tags on loopback, for
+//! tests (feature `test-registry`). Each is laid out as the real one (checked against the
+//! public `backstage/versions` repository that versions.backstage.io serves, and the npm
+//! registry's packument formats):
+//!
+//! - versions site: `/v1/releases/<R>/manifest.json` and `/v1/releases/<R>/yarn-plugin` per
+//!   release; `/v1/tags/main/…` and `/v1/tags/next/…` serve the files of the release each tag
+//!   points at (on the real site the tags are symlinks `../releases/<R>`, followed by GitHub
+//!   Pages); 404 for anything else, `/v1/releases` and `/v1/tags/main` included (no listing);
+//! - registry: the packument at `/@scope%2fname`, full (`application/json`) or abbreviated
+//!   (`application/vnd.npm.install-v1+json`, as the Accept header asks), and the tarballs at
+//!   `/@scope/name/-/name-<V>.tgz`;
+//! - release tags: a git repository whose tags `v<R>` are the releases (as backstage/backstage
+//!   tags them), read by [`crate::tags`] from [`FakeRegistry::releases_git`].
+//!
+//! Optionally a token is required (401 without it); every request is recorded.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -62,11 +74,33 @@ pub struct SeenRequest {
     pub authorization: Option<String>,
 }
 
+/// A file served at one path: its type and body, and for packuments the abbreviated form.
+#[derive(Clone)]
+struct Route {
+    content_type: &'static str,
+    body: Vec<u8>,
+    abbreviated: Option<Vec<u8>>,
+}
+
+impl Route {
+    fn new(content_type: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            content_type,
+            body,
+            abbreviated: None,
+        }
+    }
+}
+
+/// The media type of npm's abbreviated metadata ("corgi").
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+
 #[derive(Default)]
 struct Shared {
-    routes: BTreeMap<String, (&'static str, Vec<u8>)>,
+    routes: BTreeMap<String, Route>,
     token: Option<String>,
     seen: Vec<SeenRequest>,
+    missed: Vec<String>,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -75,6 +109,7 @@ type SharedState = Arc<Mutex<Shared>>;
 pub struct FakeRegistry {
     url: String,
     state: SharedState,
+    tags: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -107,11 +142,59 @@ impl FakeRegistry {
         let registry = Self {
             url,
             state,
+            tags: tempfile::tempdir()?,
             stop: Some(stop),
             thread: Some(thread),
         };
+        init_tags(registry.tags.path()).map_err(std::io::Error::other)?;
         registry.publish(package, releases)?;
+        let newest = |next: bool| {
+            releases
+                .iter()
+                .filter_map(|r| Some((semver::Version::parse(&r.release).ok()?, r)))
+                .filter(|(v, _)| v.pre.is_empty() != next)
+                .max_by(|a, b| a.0.cmp(&b.0))
+                .map(|(_, r)| r.release.clone())
+        };
+        if let Some(main) = newest(false) {
+            registry.point_tag("main", &main);
+        }
+        if let Some(next) = newest(true) {
+            registry.point_tag("next", &next);
+        }
         Ok(registry)
+    }
+
+    /// The git repository whose `v<R>` tags are the releases (a path: libgit2 lists it as it
+    /// lists a remote).
+    pub fn releases_git(&self) -> String {
+        self.tags.path().display().to_string()
+    }
+
+    /// Tags release `release` in the releases repository without publishing anything on the
+    /// versions site (as between Backstage's tag and its manifest).
+    pub fn tag_only(&self, release: &str) -> std::io::Result<()> {
+        add_tag(self.tags.path(), release).map_err(std::io::Error::other)
+    }
+
+    /// Points the versions site's `v1/tags/<tag>` at release `release` (its files are served
+    /// under `v1/tags/<tag>/` as under `v1/releases/<release>/`).
+    pub fn point_tag(&self, tag: &str, release: &str) {
+        if let Ok(mut shared) = self.state.lock() {
+            shared
+                .routes
+                .retain(|path, _| !path.starts_with(&format!("/v1/tags/{tag}/")));
+            let prefix = format!("/v1/releases/{release}/");
+            let files: Vec<(String, Route)> = shared
+                .routes
+                .iter()
+                .filter_map(|(path, route)| {
+                    let file = path.strip_prefix(&prefix)?;
+                    Some((format!("/v1/tags/{tag}/{file}"), route.clone()))
+                })
+                .collect();
+            shared.routes.extend(files);
+        }
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash): both the registry and the versions site.
@@ -136,9 +219,11 @@ impl FakeRegistry {
 
     fn publish(&self, package: &str, releases: &[FakeRelease]) -> std::io::Result<()> {
         let mut routes = BTreeMap::new();
-        let mut versions = serde_json::Map::new();
+        let mut full_versions = serde_json::Map::new();
+        let mut abbreviated_versions = serde_json::Map::new();
+        let mut times = serde_json::Map::new();
         let short = package.rsplit('/').next().unwrap_or(package);
-        for release in releases {
+        for (index, release) in releases.iter().enumerate() {
             let tarball = tgz(&release.files)?;
             let path = format!("/{package}/-/{short}-{}.tgz", release.package_version);
             let integrity = {
@@ -149,51 +234,160 @@ impl FakeRegistry {
                     base64::engine::general_purpose::STANDARD.encode(digest)
                 )
             };
-            versions.insert(
+            // As the registry writes it (`shasum`, a SHA-1, and `signatures` are left out:
+            // nothing reads them).
+            let dist = serde_json::json!({
+                "integrity": integrity,
+                "tarball": format!("{}{path}", self.url),
+                "fileCount": release.files.len(),
+                "unpackedSize": release.files.iter().map(|f| f.1.len()).sum::<usize>(),
+            });
+            let bin = serde_json::json!({ "backstage-create-app": "bin/backstage-create-app" });
+            full_versions.insert(
                 release.package_version.clone(),
                 serde_json::json!({
                     "name": package,
                     "version": release.package_version,
-                    "dist": { "tarball": format!("{}{path}", self.url), "integrity": integrity },
+                    "description": "A CLI that helps you create your own Backstage app",
+                    "license": "Apache-2.0",
+                    "bin": bin,
+                    "dist": dist,
+                    "_id": format!("{package}@{}", release.package_version),
                 }),
             );
-            routes.insert(path, ("application/octet-stream", tarball));
+            abbreviated_versions.insert(
+                release.package_version.clone(),
+                serde_json::json!({
+                    "name": package,
+                    "version": release.package_version,
+                    "bin": bin,
+                    "dist": dist,
+                }),
+            );
+            times.insert(
+                release.package_version.clone(),
+                format!("2025-01-{:02}T12:00:00.000Z", index % 28 + 1).into(),
+            );
+            routes.insert(path, Route::new("application/octet-stream", tarball));
             let mut packages: Vec<serde_json::Value> = release
                 .packages
                 .iter()
                 .map(|(name, version)| serde_json::json!({"name": name, "version": version}))
                 .collect();
             packages.push(serde_json::json!({"name": package, "version": release.package_version}));
+            packages.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
             let manifest =
                 serde_json::json!({"releaseVersion": release.release, "packages": packages});
+            let manifest = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
             routes.insert(
                 format!("/v1/releases/{}/manifest.json", release.release),
-                ("application/json", manifest.to_string().into_bytes()),
+                Route::new("application/json", manifest),
             );
-        }
-        let list: Vec<_> = releases
-            .iter()
-            .map(|r| serde_json::json!({"version": r.release}))
-            .collect();
-        routes.insert(
-            "/v1/releases".to_string(),
-            (
-                "application/json",
-                serde_json::json!({ "releases": list })
-                    .to_string()
+            routes.insert(
+                format!("/v1/releases/{}/yarn-plugin", release.release),
+                Route::new(
+                    "application/octet-stream",
+                    format!(
+                        "/* eslint-disable */\n//prettier-ignore\nmodule.exports = {{\nname: \"@yarnpkg/plugin-backstage\",\nfactory: function (require) {{ /* {} */ }}\n}};\n",
+                        release.release
+                    )
                     .into_bytes(),
-            ),
-        );
-        let packument = serde_json::json!({"name": package, "versions": versions});
+                ),
+            );
+            add_tag(self.tags.path(), &release.release).map_err(std::io::Error::other)?;
+        }
+        let newest = |next: bool| {
+            releases
+                .iter()
+                .filter_map(|r| semver::Version::parse(&r.package_version).ok())
+                .filter(|v| v.pre.is_empty() != next)
+                .max()
+                .map(|v| v.to_string())
+        };
+        let mut dist_tags = serde_json::Map::new();
+        for (tag, version) in [("latest", newest(false)), ("next", newest(true))] {
+            if let Some(version) = version {
+                dist_tags.insert(tag.into(), version.into());
+            }
+        }
+        times.insert("created".into(), "2020-04-01T12:00:00.000Z".into());
+        times.insert("modified".into(), "2025-02-01T12:00:00.000Z".into());
+        let full = serde_json::json!({
+            "_id": package,
+            "_rev": format!("{}-0123456789abcdef", releases.len()),
+            "name": package,
+            "dist-tags": dist_tags,
+            "versions": full_versions,
+            "time": times,
+            "description": "A CLI that helps you create your own Backstage app",
+            "license": "Apache-2.0",
+        });
+        let abbreviated = serde_json::json!({
+            "name": package,
+            "modified": "2025-02-01T12:00:00.000Z",
+            "dist-tags": dist_tags,
+            "versions": abbreviated_versions,
+        });
         routes.insert(
             format!("/{}", package.replace('/', "%2f")),
-            ("application/json", packument.to_string().into_bytes()),
+            Route {
+                content_type: "application/json",
+                body: full.to_string().into_bytes(),
+                abbreviated: Some(abbreviated.to_string().into_bytes()),
+            },
         );
         if let Ok(mut shared) = self.state.lock() {
             shared.routes.extend(routes);
         }
         Ok(())
     }
+
+    /// The paths that answered 404 so far.
+    pub fn not_found(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .map(|shared| shared.missed.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// An empty repository with one commit, for release tags.
+fn init_tags(dir: &std::path::Path) -> Result<(), git2::Error> {
+    let repo = git2::Repository::init_bare(dir)?;
+    let tree = repo.treebuilder(None)?.write()?;
+    let tree = repo.find_tree(tree)?;
+    let signature = git2::Signature::new(
+        "Backstage",
+        "noreply@backstage.io",
+        &git2::Time::new(1_700_000_000, 0),
+    )?;
+    repo.commit(
+        Some("refs/heads/master"),
+        &signature,
+        &signature,
+        "releases",
+        &tree,
+        &[],
+    )?;
+    // What GitHub also advertises: branches and pull-request refs, which are not releases.
+    let head = repo.refname_to_id("refs/heads/master")?;
+    repo.reference("refs/pull/1/head", head, true, "a pull request")?;
+    repo.reference("refs/tags/release-2020-03-01", head, true, "an old tag")?;
+    Ok(())
+}
+
+/// Tags the commit of `master` as `v<release>` (annotated, as Backstage's release tags are).
+fn add_tag(dir: &std::path::Path, release: &str) -> Result<(), git2::Error> {
+    let repo = git2::Repository::open_bare(dir)?;
+    let head = repo.refname_to_id("refs/heads/master")?;
+    let object = repo.find_object(head, None)?;
+    let signature = git2::Signature::new(
+        "Backstage",
+        "noreply@backstage.io",
+        &git2::Time::new(1_700_000_000, 0),
+    )?;
+    repo.tag(&format!("v{release}"), &object, &signature, release, true)?;
+    Ok(())
 }
 
 impl Drop for FakeRegistry {
@@ -208,10 +402,14 @@ impl Drop for FakeRegistry {
 }
 
 async fn serve(State(state): State<SharedState>, uri: Uri, headers: HeaderMap) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let authorization = header_text(header::AUTHORIZATION);
+    let accept = header_text(header::ACCEPT).unwrap_or_default();
     let Ok(mut shared) = state.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -224,11 +422,15 @@ async fn serve(State(state): State<SharedState>, uri: Uri, headers: HeaderMap) -
     {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    match shared.routes.get(uri.path()) {
-        Some((content_type, body)) => {
-            ([(header::CONTENT_TYPE, *content_type)], body.clone()).into_response()
+    let Some(route) = shared.routes.get(uri.path()).cloned() else {
+        shared.missed.push(uri.path().to_string());
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match route.abbreviated {
+        Some(body) if accept.contains(ABBREVIATED) => {
+            ([(header::CONTENT_TYPE, ABBREVIATED)], body).into_response()
         }
-        None => StatusCode::NOT_FOUND.into_response(),
+        _ => ([(header::CONTENT_TYPE, route.content_type)], route.body).into_response(),
     }
 }
 

@@ -70,6 +70,17 @@ pub struct Upstream {
     /// A named preset of these settings, inferred from the app: `backstage` (source, template lineage, `name`, `defaultBranch`); the settings given here override it.
     #[serde(default)]
     pub preset: Option<String>,
+    /// The release line `latest` follows: `main` (stable releases, the default) or `next` (pre-releases too; Backstage's weekly `next` line).
+    #[serde(default)]
+    pub line: Option<ReleaseLineSpec>,
+}
+
+/// A release line of the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseLineSpec {
+    Main,
+    Next,
 }
 
 /// `template:` as one path or a list of `SUBDIR` / `VERSION=SUBDIR` entries.

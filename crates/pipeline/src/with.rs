@@ -52,7 +52,7 @@ pub struct UpgradeWith {
     /// How conflicts are written.
     #[serde(default)]
     pub conflict_style: ConflictStyle,
-    /// Only check whether an upgrade is available (outputs `current`, `latest`, `available`); change nothing.
+    /// Only check whether an upgrade is available (outputs `current`, `latest`, `line`, `available`); change nothing.
     #[serde(default)]
     pub check: bool,
 }
@@ -165,6 +165,8 @@ pub const UPGRADE_SPEC: TypedSpec<UpgradeWith> = TypedSpec::new(
         "available",
         "current",
         "latest",
+        "line",
+        "notes",
     ],
 );
 

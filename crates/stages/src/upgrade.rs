@@ -1,9 +1,10 @@
 //! `uses: upgrade`: merge an upstream release into the app (settings in `with` and the
 //! pipeline's `upstream:` block), through `uplift-upgrade`.
 //!
-//! Outputs: `from`, `to`, `files`, `conflicts` (regions), `conflicting-files`, `changed`
-//! (`true` when the app's tree changed), `commit` (with `branch`), and for `check: true`:
-//! `current`, `latest`, `available`.
+//! Outputs: `from`, `to`, `line` (the release line followed, `main` or `next`), `files`,
+//! `conflicts` (regions), `conflicting-files`, `changed` (`true` when the app's tree changed),
+//! `commit` (with `branch`), `notes` (when the plan has some, one per line), and for
+//! `check: true`: `current`, `latest`, `line`, `available`, `notes`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use uplift_exec::{
 };
 use uplift_merge::{ConflictStyle as MergeStyle, MergeOptions, TextOptions};
 use uplift_pipeline::StageSpec;
-use uplift_pipeline::model::{TemplateSpec, Upstream as UpstreamSpec};
+use uplift_pipeline::model::{ReleaseLineSpec, TemplateSpec, Upstream as UpstreamSpec};
 use uplift_pipeline::with::{ConflictStyle, UPGRADE_SPEC, UpgradeWith, parse_with};
-use uplift_template::Lineage;
+use uplift_template::{Lineage, ReleaseLine};
 use uplift_upgrade::report::{self, Colour};
 use uplift_upgrade::{
     ApplyOptions, DownloadProgress, DownloadProgressFn, Marker, Prepared, UpgradeRequest, Upstream,
@@ -92,9 +93,16 @@ pub fn upstream_config_for_app(
     if spec.preset.is_none() || !entries.is_empty() {
         config.lineage =
             Lineage::parse(&entries).map_err(|e| StageError::Settings(e.to_string()))?;
+        config.template_choice = None;
     }
     for (key, value) in &spec.values {
         config.values.insert(key.clone(), value.clone());
+    }
+    if let Some(line) = spec.line {
+        config.line = Some(match line {
+            ReleaseLineSpec::Main => ReleaseLine::Main,
+            ReleaseLineSpec::Next => ReleaseLine::Next,
+        });
     }
     let marker = match &spec.marker {
         Some(marker) => Marker {
@@ -156,21 +164,24 @@ fn prepare(job: &Job) -> Result<Prepared, StageError> {
 fn check_outputs(job: &Job) -> Result<Outputs, StageError> {
     let upstream = Upstream::open(job.upstream.clone()).map_err(failed)?;
     let current = job.request.marker.read(&job.request.app).map_err(failed)?;
-    let latest = upstream
-        .releases()
-        .latest()
-        .map_err(|e| failed(e.to_string()))?;
-    let current_version = upstream
-        .releases()
-        .resolve(&current)
+    let releases = upstream.releases();
+    let latest = releases.latest().map_err(|e| failed(e.to_string()))?;
+    // The app's release resolves even when it is a pre-release the line hides.
+    let current_version = releases
+        .resolve_current(&current)
         .map_err(|e| failed(e.to_string()))?;
     let mut outputs = Outputs::new();
     outputs.insert("current".into(), current_version.to_string());
     outputs.insert("latest".into(), latest.to_string());
+    outputs.insert("line".into(), upstream.line().to_string());
     outputs.insert(
         "available".into(),
         (latest.version > current_version.version).to_string(),
     );
+    let notes = uplift_upgrade::line_notes(&upstream, current_version);
+    if !notes.is_empty() {
+        outputs.insert("notes".into(), notes.join("\n"));
+    }
     Ok(outputs)
 }
 
@@ -179,6 +190,7 @@ fn plan_outputs(prepared: &Prepared) -> Outputs {
     let mut outputs = Outputs::new();
     outputs.insert("from".into(), plan.from.clone());
     outputs.insert("to".into(), plan.to.clone());
+    outputs.insert("line".into(), plan.line.clone());
     outputs.insert("files".into(), plan.summary.files.to_string());
     outputs.insert("conflicts".into(), plan.summary.conflicts.to_string());
     outputs.insert(
@@ -186,6 +198,9 @@ fn plan_outputs(prepared: &Prepared) -> Outputs {
         plan.summary.conflict.to_string(),
     );
     outputs.insert("changed".into(), (!prepared.changes.is_empty()).to_string());
+    if !plan.notes.is_empty() {
+        outputs.insert("notes".into(), plan.notes.join("\n"));
+    }
     outputs
 }
 
@@ -219,9 +234,10 @@ impl Stage for UpgradeStage {
             let outputs = check_outputs(&job)?;
             return Ok(StagePlan {
                 summary: format!(
-                    "check for an upgrade: at {}, latest {}",
+                    "check for an upgrade: at {}, latest {} ({} line)",
                     outputs.get("current").cloned().unwrap_or_default(),
-                    outputs.get("latest").cloned().unwrap_or_default()
+                    outputs.get("latest").cloned().unwrap_or_default(),
+                    outputs.get("line").cloned().unwrap_or_default()
                 ),
                 actions: Vec::new(),
                 detail: serde_json::Value::Null,
@@ -373,6 +389,17 @@ mod preset_tests {
             config.lineage,
             Lineage::parse(&["templates/next-app"]).unwrap()
         );
+
+        // The line: `main` unless the block says otherwise; a preset's template choice is
+        // dropped once the block names the template.
+        assert_eq!(config.line, None);
+        assert!(config.template_choice.is_none());
+        let (config, _) =
+            upstream_config_for_app(&spec("preset: backstage\nline: next\n"), dir.path(), &app)
+                .unwrap();
+        assert_eq!(config.line, Some(ReleaseLine::Next));
+        assert!(config.template_choice.is_some());
+        assert!(serde_yaml::from_str::<UpstreamSpec>("preset: backstage\nline: nxt\n").is_err());
 
         let error = upstream_config_for_app(&spec("values: {}\n"), dir.path(), &app)
             .unwrap_err()

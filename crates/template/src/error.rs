@@ -38,9 +38,16 @@ pub enum Error {
         wanted: String,
         source_name: String,
         nearby: Vec<String>,
+        /// Whether `wanted` names a pre-release (listed only with `--pre` or on the `next` line).
+        pre_release: bool,
     },
-    #[error("{source_name} has no stable release")]
-    NoReleases { source_name: String },
+    #[error("release {wanted:?} of {source_name} is a pre-release, not a target on the main line")]
+    HiddenPreRelease { wanted: String, source_name: String },
+    #[error("{source_name} has no release on the {line} line")]
+    NoReleases {
+        source_name: String,
+        line: crate::ReleaseLine,
+    },
     #[error("release {release} has no template folder `{subdir}` (it has: {available})")]
     NoSuchTemplate {
         release: String,

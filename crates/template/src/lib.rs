@@ -3,7 +3,8 @@
 //! - [`ReleaseSource`]: lists [`Release`]s and gives the raw file tree of one. Built by
 //!   [`open_source`] from a spec: `git:PATH_OR_URL` ([`GitSource`]: tags are releases, trees are
 //!   read from the object database) or `dir:PATH` ([`DirSource`]: one folder per release).
-//! - [`ReleaseList`]: releases ordered by semver, with `latest` and lookups.
+//! - [`ReleaseList`]: releases ordered by semver, with `latest` of a [`ReleaseLine`] (`main`,
+//!   `next`) and lookups (the app's own release is found even when it is a hidden pre-release).
 //! - [`Lineage`]: which template folder inside a release an app follows, by release.
 //! - [`render`]: turns a template tree into an app tree (`*.hbs` through strict Handlebars, with
 //!   the `version` helper reading the release's versions map).
@@ -19,7 +20,7 @@ pub use dir::DirSource;
 pub use error::{Error, ForeignError};
 pub use git::GitSource;
 pub use lineage::Lineage;
-pub use release::{Release, ReleaseList, TagPattern};
+pub use release::{Release, ReleaseLine, ReleaseList, TagPattern};
 pub use render::{RenderContext, Values, render, versions_map};
 
 use uplift_tree::Tree;
@@ -32,6 +33,12 @@ pub trait ReleaseSource: Send + Sync {
     fn releases(&self) -> Result<Vec<Release>, Error>;
     /// The whole file tree of one release (all templates, plus files such as `versions.json`).
     fn files(&self, release: &Release) -> Result<Tree, Error>;
+    /// The newest release of each line as the source itself publishes it (Backstage's versions
+    /// site has `v1/tags/main` and `v1/tags/next`); empty when the source has no such word and
+    /// the newest release is computed from the list.
+    fn line_latest(&self) -> Result<Vec<(ReleaseLine, Release)>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// Options that shape how a source reads releases.

@@ -68,6 +68,14 @@ mod tests {
         assert_eq!(at("1.50.0").as_deref(), Some("legacy-app"));
         assert_eq!(Lineage::default().subdir_at(&Version::new(1, 0, 0)), None);
         assert!(Lineage::parse(&["x=y"]).is_err());
+        // A folder introduced on a pre-release applies from that pre-release on, by semver.
+        let lineage = Lineage::parse(&["default-app", "1.50.0-next.1=legacy-app"]).unwrap();
+        let at = |v: &str| lineage.subdir_at(&Version::parse(v).unwrap());
+        assert_eq!(at("1.49.0"), Some("default-app"));
+        assert_eq!(at("1.50.0-next.0"), Some("default-app"));
+        assert_eq!(at("1.50.0-next.1"), Some("legacy-app"));
+        assert_eq!(at("1.50.0-next.10"), Some("legacy-app"));
+        assert_eq!(at("1.50.0"), Some("legacy-app"));
         assert!(Lineage::parse(&["1.0.0="]).is_err());
     }
 }

@@ -21,11 +21,11 @@ mod upstream;
 pub use apply::{ApplyOptions, ApplyOutcome, apply, apply_with, is_dirty, recover};
 pub use error::Error;
 pub use marker::Marker;
-pub use plan::FollowUp;
+pub use plan::{FollowUp, line_notes};
 pub use plan::{
     Overlay, PLAN_SCHEMA, Plan, Prepared, Steps, UpgradeRequest, prepare, prepare_steps,
 };
 /// The download reports an `npm:` upstream gives [`UpstreamConfig::download_progress`].
 pub use uplift_npm::{DownloadProgress, DownloadProgressFn};
 pub use uplift_tree::{ApplyControl, Recovered, RecoveryOutcome};
-pub use upstream::{Upstream, UpstreamConfig};
+pub use upstream::{TemplateChoice, Upstream, UpstreamConfig};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use uplift_merge::{Action, FilePlan, Labels, MergeOptions, Summary, merge_trees, paths_to_read};
 
-use uplift_template::Release;
+use uplift_template::{Release, ReleaseLine};
 use uplift_tree::{Change, FileEntry, RelPath, Tree};
 
 use crate::{Error, Marker, Upstream};
@@ -43,9 +43,14 @@ pub struct Plan {
     /// Template folder at `from` and at `to` (absent when the template is the release root).
     pub template_from: Option<String>,
     pub template_to: Option<String>,
+    /// The release line `latest` followed: `main` or `next`.
+    pub line: String,
     pub files: Vec<FilePlan>,
     pub summary: Summary,
     pub follow_up: Vec<FollowUp>,
+    /// What the user should know about the choice of releases (e.g. an app on a pre-release
+    /// that follows `main`).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -93,7 +98,7 @@ pub struct Steps {
 /// Prepares a stepwise upgrade: one step per release between the app's and the target,
 /// stopping after the first step with conflicts. Writes nothing.
 pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<Steps, Error> {
-    let (from, to) = resolve_range(upstream, request, &Overlay::default())?;
+    let (from, to, _) = resolve_range(upstream, request, &Overlay::default())?;
     let releases: Vec<Release> = upstream
         .releases()
         .steps(&from, &to)
@@ -138,11 +143,14 @@ pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<St
     })
 }
 
+/// The app's release and the target, with notes on the choice. The app's release resolves
+/// whatever the options (pre-release or not); `latest` is the newest release of the line, and
+/// an app already past it (a pre-release ahead of `main`) stays where it is.
 fn resolve_range(
     upstream: &Upstream,
     request: &UpgradeRequest,
     overlay: &Overlay,
-) -> Result<(Release, Release), Error> {
+) -> Result<(Release, Release, Vec<String>), Error> {
     let app = request.app.as_path();
     if !app.is_dir() {
         return Err(Error::NoApp {
@@ -170,15 +178,39 @@ fn resolve_range(
         }
     };
     let releases = upstream.releases();
-    let from = releases.resolve(&from_text)?.clone();
-    let to = releases.resolve(&request.to)?.clone();
+    let from = releases.resolve_current(&from_text)?.clone();
+    let mut to = releases.resolve(&request.to)?.clone();
+    let mut notes = line_notes(upstream, &from);
+    if request.to == "latest" && to.version < from.version {
+        notes.push(format!(
+            "the app's release {from} is newer than the latest release of the {line} line \
+             ({to}): nothing to upgrade on this line",
+            line = releases.line()
+        ));
+        to = from.clone();
+    }
     if to.version < from.version {
         return Err(Error::Downgrade {
             from: from.to_string(),
             to: to.to_string(),
         });
     }
-    Ok((from, to))
+    Ok((from, to, notes))
+}
+
+/// A note for an app on a pre-release that follows `main` only because it is the default:
+/// the line is never switched silently, only suggested.
+pub fn line_notes(upstream: &Upstream, from: &Release) -> Vec<String> {
+    let defaulted = upstream.config().line.is_none();
+    if defaulted && ReleaseLine::of(&from.version) == ReleaseLine::Next {
+        vec![format!(
+            "the app is on the pre-release {from} but follows the main line (the default): \
+             pass `--line next` (or `line: next` in the pipeline's `upstream:` block) to follow \
+             the weekly next releases"
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 fn prepare_over(
@@ -187,10 +219,10 @@ fn prepare_over(
     overlay: &Overlay,
 ) -> Result<Prepared, Error> {
     let app = request.app.as_path();
-    let (from, to) = resolve_range(upstream, request, overlay)?;
+    let (from, to, notes) = resolve_range(upstream, request, overlay)?;
     tracing::info!(from = %from, to = %to, source = %upstream.describe(), "preparing upgrade");
-    let base = upstream.render(&from)?;
-    let theirs = upstream.render(&to)?;
+    let (base, template_from) = upstream.render_template(&from)?;
+    let (theirs, template_to) = upstream.render_template(&to)?;
     let ours = read_paths(app, overlay, &base, &theirs)?;
     let mut options = request.merge.clone();
     options.text.labels = Labels {
@@ -212,11 +244,13 @@ fn prepare_over(
         source: upstream.describe(),
         from: from.to_string(),
         to: to.to_string(),
-        template_from: upstream.template_at(&from).map(str::to_string),
-        template_to: upstream.template_at(&to).map(str::to_string),
+        template_from,
+        template_to,
+        line: upstream.line().to_string(),
         summary: Summary::of(&outcome.files),
         files: outcome.files,
         follow_up,
+        notes,
     };
     Ok(Prepared {
         plan,
@@ -339,4 +373,79 @@ fn follow_ups(files: &[FilePlan]) -> Vec<FollowUp> {
         }
     }
     follow_up
+}
+
+#[cfg(test)]
+mod line_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::UpstreamConfig;
+
+    /// The acme fixture releases (2.1.0-next.0 is a pre-release above the stable 2.0.0) and a
+    /// copy of the fixture app at `release`.
+    fn setup(line: Option<ReleaseLine>, release: &str) -> (Upstream, tempfile::TempDir) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let mut config =
+            UpstreamConfig::new(format!("dir:{}", root.join("templates/acme").display()));
+        config.lineage = uplift_template::Lineage::parse(&["default-app"]).unwrap();
+        config.values.insert("name".into(), "acme-portal".into());
+        config.values.insert("defaultBranch".into(), "main".into());
+        config.line = line;
+        let app = tempfile::tempdir().unwrap();
+        let source = root.join("apps/acme-portal/package.json");
+        std::fs::copy(&source, app.path().join("package.json")).unwrap();
+        std::fs::write(
+            app.path().join("backstage.json"),
+            format!("{{\"version\": \"{release}\"}}\n"),
+        )
+        .unwrap();
+        (Upstream::open(config).unwrap(), app)
+    }
+
+    fn request(app: &Path, to: &str) -> UpgradeRequest {
+        UpgradeRequest {
+            app: app.to_path_buf(),
+            from: None,
+            to: to.to_string(),
+            marker: Marker::default(),
+            merge: MergeOptions::default(),
+        }
+    }
+
+    #[test]
+    fn a_pre_release_app_on_the_default_line_is_told_and_not_moved_back() {
+        let (upstream, app) = setup(None, "2.1.0-next.0");
+        let plan = prepare(&upstream, &request(app.path(), "latest"))
+            .unwrap()
+            .plan;
+        assert_eq!(
+            (plan.from.as_str(), plan.to.as_str()),
+            ("2.1.0-next.0", "2.1.0-next.0")
+        );
+        assert_eq!(plan.line, "main");
+        assert_eq!(plan.notes.len(), 2, "{:?}", plan.notes);
+        assert!(plan.notes[0].contains("`--line next`"));
+        assert!(plan.notes[1].contains("newer than the latest release of the main line (2.0.0)"));
+        // An explicit older target is still a downgrade.
+        let error = prepare(&upstream, &request(app.path(), "2.0.0")).unwrap_err();
+        assert!(matches!(error, Error::Downgrade { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn the_next_line_targets_its_newest_release_without_notes() {
+        let (upstream, app) = setup(Some(ReleaseLine::Next), "2.0.0");
+        let plan = prepare(&upstream, &request(app.path(), "latest"))
+            .unwrap()
+            .plan;
+        assert_eq!(plan.to, "2.1.0-next.0");
+        assert_eq!(plan.line, "next");
+        assert!(plan.notes.is_empty());
+        // Chosen on purpose, `main` gives no suggestion even to a pre-release app.
+        let (upstream, app) = setup(Some(ReleaseLine::Main), "2.1.0-next.0");
+        let plan = prepare(&upstream, &request(app.path(), "latest"))
+            .unwrap()
+            .plan;
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+        assert!(!plan.notes[0].contains("`--line next`"));
+    }
 }

@@ -20,6 +20,10 @@ pub fn preset_config(name: &str, app: &Path) -> Result<UpstreamConfig, Error> {
             let preset = uplift_npm::preset::backstage(app)?;
             let mut config = UpstreamConfig::new(preset.source);
             config.lineage = Lineage::parse(&preset.lineage)?;
+            let frontend = preset.frontend;
+            config.template_choice = Some(std::sync::Arc::new(move |files: &Tree| {
+                uplift_npm::preset::template_in(frontend, files)
+            }));
             config.values = preset.values;
             config.versions_file = preset.versions_file;
             config.npmrc_dir = Some(app.to_path_buf());

@@ -53,11 +53,16 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
         "Upgrade {} -> {} ({}{template})",
         plan.from, plan.to, plan.source
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
     if plan.files.is_empty() {
-        let _ = writeln!(
-            out,
-            "Nothing to do: upstream changed nothing between these releases."
-        );
+        let why = if plan.from == plan.to {
+            "the app is at this release already"
+        } else {
+            "upstream changed nothing between these releases"
+        };
+        let _ = writeln!(out, "Nothing to do: {why}.");
         return out;
     }
     let width = plan
@@ -158,6 +163,9 @@ pub fn markdown(plan: &Plan) -> String {
         plan.source,
         summary_line(plan)
     );
+    for note in &plan.notes {
+        let _ = writeln!(out, "> [!NOTE]\n> {}\n", escape_cell(note));
+    }
     let conflicts: Vec<&FilePlan> = plan
         .files
         .iter()

@@ -1,11 +1,16 @@
 //! The upstream: a release source plus what it takes to render one of its releases.
 
 use uplift_template::{
-    Lineage, Release, ReleaseList, ReleaseSource, RenderContext, SourceOptions, TagPattern, Values,
+    Lineage, Release, ReleaseLine, ReleaseList, ReleaseSource, RenderContext, SourceOptions,
+    TagPattern, Values,
 };
 use uplift_tree::Tree;
 
 use crate::Error;
+
+/// Picks the template folder from a release's own files (`None`: follow the lineage). A preset
+/// uses it where a template moved on a pre-release whose number is not known in advance.
+pub type TemplateChoice = std::sync::Arc<dyn Fn(&Tree) -> Option<String> + Send + Sync>;
 
 /// Where the template comes from and how to render it. The defaults fit `@backstage/create-app`
 /// release bundles (`versions.json` at the release root).
@@ -15,10 +20,16 @@ pub struct UpstreamConfig {
     pub source: String,
     /// Template folder inside a release, by release (empty: the release root).
     pub lineage: Lineage,
+    /// Template folder chosen from each release's files, before the lineage (set by presets,
+    /// cleared when the user names the template).
+    pub template_choice: Option<TemplateChoice>,
     /// How tags name releases (`git:` sources), with one `{version}`.
     pub tag_pattern: Option<String>,
     /// List pre-releases too.
     pub include_pre: bool,
+    /// The release line `latest` follows; `None` is `main`, chosen by default (a plan of an app
+    /// already on a pre-release then suggests `next`).
+    pub line: Option<ReleaseLine>,
     /// Values for the templates' variables.
     pub values: Values,
     /// The versions map read by the `version` helper, relative to the release root.
@@ -37,8 +48,10 @@ impl std::fmt::Debug for UpstreamConfig {
         f.debug_struct("UpstreamConfig")
             .field("source", &self.source)
             .field("lineage", &self.lineage)
+            .field("template_choice", &self.template_choice.is_some())
             .field("tag_pattern", &self.tag_pattern)
             .field("include_pre", &self.include_pre)
+            .field("line", &self.line)
             .field("values", &self.values)
             .field("versions_file", &self.versions_file)
             .field("cache_dir", &self.cache_dir)
@@ -55,8 +68,10 @@ impl UpstreamConfig {
         Self {
             source: source.into(),
             lineage: Lineage::default(),
+            template_choice: None,
             tag_pattern: None,
             include_pre: false,
+            line: None,
             values: Values::new(),
             versions_file: "versions.json".to_string(),
             cache_dir: None,
@@ -103,7 +118,12 @@ impl Upstream {
         } else {
             uplift_template::open_source(&config.source, &options)?
         };
-        let releases = ReleaseList::new(source.describe(), source.releases()?, config.include_pre);
+        let mut releases =
+            ReleaseList::new(source.describe(), source.releases()?, config.include_pre)
+                .with_line(config.line.unwrap_or_default());
+        for (line, release) in source.line_latest()? {
+            releases = releases.with_line_latest(line, release);
+        }
         Ok(Self {
             config,
             source,
@@ -123,6 +143,11 @@ impl Upstream {
         &self.releases
     }
 
+    /// The release line followed.
+    pub fn line(&self) -> ReleaseLine {
+        self.releases.line()
+    }
+
     /// The template folder followed at `release` (`None`: the release root).
     pub fn template_at(&self, release: &Release) -> Option<&str> {
         self.config.lineage.subdir_at(&release.version)
@@ -130,13 +155,25 @@ impl Upstream {
 
     /// Renders the template of `release` with the configured values.
     pub fn render(&self, release: &Release) -> Result<Tree, Error> {
+        Ok(self.render_template(release)?.0)
+    }
+
+    /// Renders the template of `release`; also returns the template folder used (from the
+    /// release's files when a preset chooses, else from the lineage).
+    pub fn render_template(&self, release: &Release) -> Result<(Tree, Option<String>), Error> {
         let files = self.source.files(release)?;
         let versions = uplift_template::versions_map(&files, &self.config.versions_file)?;
-        let template = uplift_template::template_files(&files, release, self.template_at(release))?;
+        let subdir = self
+            .config
+            .template_choice
+            .as_ref()
+            .and_then(|choose| choose(&files))
+            .or_else(|| self.template_at(release).map(str::to_string));
+        let template = uplift_template::template_files(&files, release, subdir.as_deref())?;
         let context = RenderContext {
             values: &self.config.values,
             versions: versions.as_ref(),
         };
-        Ok(uplift_template::render(&template, context)?)
+        Ok((uplift_template::render(&template, context)?, subdir))
     }
 }

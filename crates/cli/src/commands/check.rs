@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 use uplift_github::{Level, Outputs, StepSummary};
-use uplift_template::Release;
+use uplift_template::{Release, ReleaseLine};
 use uplift_upgrade::{Prepared, UpgradeRequest, report};
 
 use crate::GlobalArgs;
@@ -81,6 +81,10 @@ pub struct Check {
     pub latest: Option<Release>,
     pub target: Option<Release>,
     pub within: Within,
+    /// The release line followed (`main`, `next`).
+    pub line: ReleaseLine,
+    /// What the user should know about the line (an app on a pre-release following `main`).
+    pub notes: Vec<String>,
     pub prepared: Option<Prepared>,
 }
 
@@ -105,6 +109,8 @@ impl Check {
             "latest": self.latest.as_ref().map(|r| r.version.to_string()),
             "target": self.target.as_ref().map(|r| r.version.to_string()),
             "within": self.within.as_str(),
+            "line": self.line.as_str(),
+            "notes": self.notes,
             "upgrade_available": self.available(),
             "result": self.result(),
         });
@@ -129,14 +135,18 @@ impl Check {
             .as_ref()
             .map(|r| r.version.to_string())
             .unwrap_or_else(|| "none".into());
+        let line = match self.line {
+            ReleaseLine::Main => String::new(),
+            line => format!(" on the {line} line"),
+        };
         match &self.target {
             None => format!(
-                "up to date: the app is at {} (latest {latest}, within {})",
+                "up to date: the app is at {} (latest {latest}{line}, within {})",
                 self.current.version,
                 self.within.as_str()
             ),
             Some(target) => format!(
-                "upgrade available: {} -> {} (latest {latest}, within {})",
+                "upgrade available: {} -> {} (latest {latest}{line}, within {})",
                 self.current.version,
                 target.version,
                 self.within.as_str()
@@ -146,6 +156,9 @@ impl Check {
 
     fn text(&self) -> String {
         let mut out = format!("{}\n", self.headline());
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
         if let Some(prepared) = &self.prepared {
             let _ = writeln!(out, "{}", report::summary_line(&prepared.plan));
             for file in prepared
@@ -168,7 +181,15 @@ impl Check {
     /// Markdown for people (and the step summary).
     pub fn markdown(&self) -> String {
         let mut out = format!("## Upstream check\n\n{}\n\n", capitalize(&self.headline()));
-        let _ = writeln!(out, "Upstream: `{}`.\n", self.source);
+        let _ = writeln!(
+            out,
+            "Upstream: `{}`, release line `{}`.\n",
+            self.source,
+            self.line.as_str()
+        );
+        for note in &self.notes {
+            let _ = writeln!(out, "> [!NOTE]\n> {note}\n");
+        }
         if let Some(prepared) = &self.prepared {
             out.push_str(&report::markdown(&prepared.plan));
         }
@@ -204,6 +225,7 @@ impl Check {
                 .collect();
             o.set("conflicting-files", files.join("\n"))?;
         }
+        o.set("line", self.line.as_str())?;
         o.set("result", self.result())?;
         Ok(o)
     }
@@ -228,13 +250,18 @@ pub fn check(args: &Args) -> Result<Check, CliError> {
         None => marker.read(app).map_err(upgrade_error)?,
     };
     let releases = upstream.releases();
+    // The app's release is where it is: found even when it is a pre-release `--pre` hides.
     let current = releases
-        .resolve(&current_text)
+        .resolve_current(&current_text)
         .map_err(|e| upgrade_error(e.into()))?
         .clone();
-    // `latest` caps nothing: with `--pre` a pre-release above the latest stable counts.
+    // `latest` caps at the line's newest release (on Backstage, what `v1/tags/<line>` names),
+    // except that `--pre` on `main` lets any newer pre-release count.
+    let include_pre = args.upgrade.upstream.pre || releases.line() == ReleaseLine::Next;
+    let latest = releases.latest().ok().cloned();
     let ceiling = match args.upgrade.to.as_str() {
-        "latest" => None,
+        "latest" if args.upgrade.upstream.pre && releases.line() == ReleaseLine::Main => None,
+        "latest" => latest.as_ref().map(|r| r.version.clone()),
         to => Some(
             releases
                 .resolve(to)
@@ -243,8 +270,6 @@ pub fn check(args: &Args) -> Result<Check, CliError> {
                 .clone(),
         ),
     };
-    let latest = releases.latest().ok().cloned();
-    let include_pre = args.upgrade.upstream.pre;
     let target = releases
         .all()
         .iter()
@@ -254,6 +279,7 @@ pub fn check(args: &Args) -> Result<Check, CliError> {
         .filter(|r| args.within.allows(&current.version, &r.version))
         .max_by(|a, b| a.version.cmp(&b.version))
         .cloned();
+    let notes = uplift_upgrade::line_notes(&upstream, &current);
     tracing::info!(current = %current, target = ?target.as_ref().map(|r| r.to_string()), "checked upstream");
     let prepared = match (&target, args.plan) {
         (Some(target), true) => {
@@ -274,6 +300,8 @@ pub fn check(args: &Args) -> Result<Check, CliError> {
         latest,
         target,
         within: args.within,
+        line: releases.line(),
+        notes,
         prepared,
     })
 }

@@ -22,8 +22,9 @@ pub struct Args {
 pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
     let upstream = args.upstream.open()?;
     let releases = upstream.releases();
+    // `--from` is where an app is: any release, a hidden pre-release too.
     let from = releases
-        .resolve(&args.from)
+        .resolve_current(&args.from)
         .map_err(|e| upgrade_error(e.into()))?;
     let to = releases
         .resolve(&args.to)

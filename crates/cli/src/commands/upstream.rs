@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use uplift_merge::{ConflictStyle, MergeOptions, TextOptions};
-use uplift_template::Lineage;
+use uplift_template::{Lineage, ReleaseLine};
 use uplift_upgrade::{
     DownloadProgress, DownloadProgressFn, Error, Marker, Upstream, UpstreamConfig, preset,
 };
@@ -29,9 +29,13 @@ pub struct UpstreamArgs {
     /// How tags name releases, e.g. `release-{version}` (default: `v1.2.3` and `1.2.3`).
     #[arg(long, value_name = "PATTERN")]
     pub tag_pattern: Option<String>,
-    /// Include pre-releases.
+    /// Include pre-releases as targets (the app's own release counts whatever this says).
     #[arg(long)]
     pub pre: bool,
+    /// The release line `latest` follows: `main` (stable releases, the default) or `next`
+    /// (pre-releases too); with the Backstage preset, the versions site's `v1/tags/<line>`.
+    #[arg(long, value_enum, value_name = "LINE")]
+    pub line: Option<LineArg>,
     /// A value for the templates, e.g. `--set name=my-portal`.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub set: Vec<(String, String)>,
@@ -69,6 +73,22 @@ pub struct MergeArgs {
     /// Report lines inserted next to lines the other side changed as conflicts, like git does.
     #[arg(long)]
     pub no_insertion_placement: bool,
+}
+
+/// A release line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineArg {
+    Main,
+    Next,
+}
+
+impl LineArg {
+    pub fn line(self) -> ReleaseLine {
+        match self {
+            LineArg::Main => ReleaseLine::Main,
+            LineArg::Next => ReleaseLine::Next,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -123,9 +143,13 @@ impl UpstreamArgs {
         }
         if self.preset.is_none() || !self.template.is_empty() {
             config.lineage = Lineage::parse(&self.template).map_err(|e| upgrade_error(e.into()))?;
+            config.template_choice = None;
         }
         config.tag_pattern = self.tag_pattern.clone();
         config.include_pre = self.pre;
+        if let Some(line) = self.line {
+            config.line = Some(line.line());
+        }
         config.versions_file = self.versions_file.clone();
         for (key, value) in &self.set {
             config
@@ -190,6 +214,15 @@ fn upgrade_hint(error: &Error) -> Option<String> {
     use uplift_template::Error as T;
     use uplift_tree::Error as F;
     let hint = match error {
+        Error::Template(
+            T::UnknownRelease {
+                pre_release: true, ..
+            }
+            | T::HiddenPreRelease { .. },
+        ) => {
+            "pre-releases are targets with --pre, or on the next line with --line next \
+             (`uplift releases --upstream SOURCE --line next` lists them)"
+        }
         Error::Template(T::UnknownRelease { .. }) => {
             "`uplift releases --upstream SOURCE` lists the releases"
         }
@@ -219,8 +252,9 @@ fn upgrade_hint(error: &Error) -> Option<String> {
         }
         Error::UnknownPreset { .. } => "presets set the source, template and values",
         other if preset::is_environment_error(other) => {
-            "the registry comes from UPLIFT_NPM_REGISTRY or `registry=` in .npmrc, the release \
-             manifests from UPLIFT_BACKSTAGE_VERSIONS_URL"
+            "the registry comes from UPLIFT_NPM_REGISTRY, `npmRegistryServer` in .yarnrc.yml or \
+             `registry=` in .npmrc, the release manifests from UPLIFT_BACKSTAGE_VERSIONS_URL, \
+             the release tags from UPLIFT_BACKSTAGE_RELEASES_GIT"
         }
         Error::Dirty { .. } => {
             "the apply is all or nothing, but your own uncommitted work would be mixed with it"

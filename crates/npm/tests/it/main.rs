@@ -11,6 +11,7 @@ use uplift_template::{Release, ReleaseSource, RenderContext};
 use uplift_tree::RelPath;
 
 const PACKAGE: &str = "@backstage/create-app";
+const PACKAGE_SPEC: &str = "npm:@backstage/create-app";
 
 fn acme() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/templates/acme")
@@ -40,6 +41,7 @@ fn settings(registry: &FakeRegistry, cache: &Path) -> NpmSettings {
     NpmSettings {
         registry: format!("{}/", registry.url()),
         versions_url: registry.url().to_string(),
+        releases_git: registry.releases_git(),
         cache_dir: Some(cache.to_path_buf()),
         ..NpmSettings::default()
     }
@@ -73,6 +75,8 @@ fn lists_maps_downloads_caches_and_renders() {
     let releases = source.releases().unwrap();
     let names: Vec<_> = releases.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["1.48.0", "1.49.0"]);
+    // Listed from the release tags: nothing was asked of the versions site or the registry.
+    assert!(registry.requests().is_empty(), "{:?}", registry.requests());
 
     let r148 = find(&releases, "1.48.0");
     let files = source.files(&r148).unwrap();
@@ -296,4 +300,157 @@ fn a_tarball_download_reports_its_bytes_against_the_content_length() {
     reports.lock().unwrap().clear();
     source.files(&r148).unwrap();
     assert!(reports.lock().unwrap().is_empty());
+}
+
+#[test]
+fn releases_come_from_the_tags_and_each_line_from_the_versions_site() {
+    let registry = FakeRegistry::start(
+        PACKAGE,
+        &[
+            release("1.52.1", "0.8.4", "1.0.0"),
+            release("1.53.0-next.2", "0.9.0-next.2", "1.1.0"),
+            release("1.53.0", "0.9.0", "1.1.0"),
+            release("1.54.0-next.0", "0.9.1-next.0", "1.2.0"),
+        ],
+    )
+    .unwrap();
+    // Tagged in the repository, not yet on the versions site.
+    registry.tag_only("1.54.0-next.1").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let source = NpmSource::open(PACKAGE_SPEC, settings(&registry, cache.path())).unwrap();
+    let names: Vec<_> = source
+        .releases()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "1.52.1",
+            "1.53.0-next.2",
+            "1.53.0",
+            "1.54.0-next.0",
+            "1.54.0-next.1"
+        ]
+    );
+    let lines = |source: &NpmSource| -> Vec<(String, String)> {
+        source
+            .line_latest()
+            .unwrap()
+            .into_iter()
+            .map(|(line, r)| (line.to_string(), r.name))
+            .collect()
+    };
+    assert_eq!(
+        lines(&source),
+        [
+            ("main".to_string(), "1.53.0".to_string()),
+            ("next".to_string(), "1.54.0-next.0".to_string())
+        ]
+    );
+    // Only the tags' manifests were asked for: the site has no listing.
+    let paths: Vec<_> = registry.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/v1/tags/main/manifest.json", "/v1/tags/next/manifest.json"]
+    );
+    // Right after a main release the site's `next` still names the last pre-release: the
+    // newer of the two is next's latest, as `versions:bump --release next` picks it.
+    registry.point_tag("next", "1.53.0-next.2");
+    assert_eq!(
+        lines(&source)[1],
+        ("next".to_string(), "1.53.0".to_string())
+    );
+    // The real site's 404s: no listing, no tag folder, an unknown release.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let status = |path: &str| {
+        agent
+            .get(format!("{}{path}", registry.url()))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("/v1/releases"), 404);
+    assert_eq!(status("/v1/tags/main"), 404);
+    assert_eq!(status("/v1/releases/1.54.0-next.1/manifest.json"), 404);
+    assert_eq!(status("/v1/releases/1.53.0/yarn-plugin"), 200);
+    assert_eq!(status("/v1/tags/main/yarn-plugin"), 200);
+}
+
+#[test]
+fn the_packument_is_the_registry_s_in_both_forms() {
+    let registry = FakeRegistry::start(
+        PACKAGE,
+        &[
+            release("1.53.0", "0.9.0", "1.0.0"),
+            release("1.54.0-next.0", "0.9.1-next.0", "1.1.0"),
+        ],
+    )
+    .unwrap();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let get = |accept: &str| {
+        let mut response = agent
+            .get(format!("{}/@backstage%2fcreate-app", registry.url()))
+            .header("Accept", accept)
+            .call()
+            .unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: serde_json::Value =
+            serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        (content_type, body)
+    };
+    let (content_type, full) = get("application/json");
+    assert_eq!(content_type, "application/json");
+    assert_eq!(full["_id"], PACKAGE);
+    assert_eq!(full["dist-tags"]["latest"], "0.9.0");
+    assert_eq!(full["dist-tags"]["next"], "0.9.1-next.0");
+    assert_eq!(
+        full["versions"]["0.9.0"]["_id"],
+        "@backstage/create-app@0.9.0"
+    );
+    assert!(full["time"]["0.9.0"].is_string());
+    let (content_type, corgi) =
+        get("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8");
+    assert_eq!(content_type, "application/vnd.npm.install-v1+json");
+    assert!(corgi.get("_id").is_none() && corgi.get("time").is_none());
+    assert!(corgi["modified"].is_string());
+    let dist = &corgi["versions"]["0.9.0"]["dist"];
+    assert!(dist["integrity"].as_str().unwrap().starts_with("sha512-"));
+    assert!(
+        dist["tarball"]
+            .as_str()
+            .unwrap()
+            .ends_with("/@backstage/create-app/-/create-app-0.9.0.tgz")
+    );
+}
+
+#[test]
+fn an_unreachable_tag_repository_is_an_environment_error() {
+    let cache = tempfile::tempdir().unwrap();
+    let settings = NpmSettings {
+        releases_git: cache.path().join("no-such-repo").display().to_string(),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..NpmSettings::default()
+    };
+    let source = NpmSource::open(PACKAGE_SPEC, settings).unwrap();
+    let error = source.list_releases().unwrap_err();
+    assert!(error.is_environment(), "{error:?}");
+    assert!(
+        error.to_string().starts_with("list the release tags of "),
+        "{error}"
+    );
 }
