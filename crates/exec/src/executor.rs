@@ -1,6 +1,6 @@
 //! The DAG executor: runs a checked pipeline's stages on tokio.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -130,11 +130,7 @@ pub fn selection(
     let mut selected: HashSet<String> = only.iter().cloned().collect();
     if let Some(from) = from {
         selected.insert(from.to_owned());
-        for stage in pipeline.stages.values() {
-            if pipeline.ancestors(&stage.id).contains(from) {
-                selected.insert(stage.id.clone());
-            }
-        }
+        selected.extend(uplift_pipeline::dag::dependents(&pipeline.stages, from));
     }
     Ok(Some(selected))
 }
@@ -156,6 +152,13 @@ impl Done {
     }
 }
 
+/// See [`Executor::lineage`].
+#[derive(Debug, Clone, Copy)]
+struct Lineage {
+    all_ok: bool,
+    any_failed: bool,
+}
+
 struct Outcome {
     id: String,
     result: StageResult,
@@ -173,8 +176,16 @@ struct Executor<'a> {
     events: UnboundedSender<Event>,
     info: PipelineInfo,
     run_dir: PathBuf,
+    /// Tags this run's processes (see [`crate::tracking`]).
+    run_tag: Arc<str>,
     pipeline_env: BTreeMap<String, String>,
     done: HashMap<String, Done>,
+    /// Per finished stage: whether every stage it needs (directly or not, within its section)
+    /// is ok, and whether any failed. A stage's status is then read from its direct needs
+    /// alone, instead of walking all its ancestors (quadratic on long chains).
+    lineage: HashMap<String, Lineage>,
+    /// Main stages that failed (for the status of `finally` stages).
+    main_failures: usize,
     results: HashMap<String, StageResult>,
     outputs: HashMap<String, Outputs>,
     summaries: HashMap<String, StageSummary>,
@@ -198,7 +209,27 @@ pub async fn run_pipeline(
     }
     let selected = selection(pipeline, &options.only, options.from.as_deref())?;
     let _lock = RunLock::acquire(&options.state_dir, &pipeline.name)?;
+    crate::tracking::become_subreaper();
+    // A run that was killed (SIGKILL, a crash) left its id here: its processes go first.
+    let active_path = options.state_dir.join("active-run");
+    if let Ok(previous) = std::fs::read_to_string(&active_path) {
+        let killed = crate::tracking::kill_run_leftovers(previous.trim());
+        if killed > 0 {
+            tracing::warn!(
+                run = previous.trim(),
+                killed,
+                "killed processes left by a run that did not finish"
+            );
+        }
+    }
     let run_id = new_run_id();
+    // What tags this run's processes: unique even between runs of one process in one second.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run_tag = format!(
+        "{run_id}.{}",
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    std::fs::write(&active_path, &run_tag).map_err(io_err("write", &active_path))?;
     let run_dir = options.state_dir.join("runs").join(&run_id);
     std::fs::create_dir_all(&run_dir).map_err(io_err("create run folder", &run_dir))?;
 
@@ -243,8 +274,11 @@ pub async fn run_pipeline(
         events: tx.clone(),
         info,
         run_dir: run_dir.clone(),
+        run_tag: Arc::from(run_tag.as_str()),
         pipeline_env: BTreeMap::new(),
         done: HashMap::new(),
+        lineage: HashMap::new(),
+        main_failures: 0,
         results: HashMap::new(),
         outputs: HashMap::new(),
         summaries: HashMap::new(),
@@ -336,6 +370,12 @@ pub async fn run_pipeline(
     drop(tx);
     drop(exec);
     let _ = forward.await;
+    // Anything of this run still alive (a stage future dropped before its process ended).
+    let leftovers = crate::tracking::kill_run_leftovers(&run_tag);
+    if leftovers > 0 {
+        tracing::warn!(leftovers, "killed processes that outlived their stage");
+    }
+    let _ = std::fs::remove_file(&active_path);
     Ok(RunReport {
         run_id,
         dir: run_dir,
@@ -364,6 +404,11 @@ impl Executor<'_> {
                 .collect(),
         };
         let _ = self.events.send(Event::StageFinished(summary.clone()));
+        let lineage = self.needs_lineage(stage);
+        self.lineage.insert(outcome.id.clone(), lineage);
+        if !stage.finally && outcome.result == StageResult::Failure && !allowed_failure {
+            self.main_failures += 1;
+        }
         self.summaries.insert(outcome.id.clone(), summary);
         self.results.insert(outcome.id.clone(), outcome.result);
         self.outputs.insert(outcome.id.clone(), outcome.outputs);
@@ -395,20 +440,43 @@ impl Executor<'_> {
         self.record(stage, outcome, not_selected);
     }
 
+    /// Whether every stage `stage` needs (directly or not, within its section) is done and ok,
+    /// and whether any failed; from its direct needs and their recorded [`Lineage`].
+    fn needs_lineage(&self, stage: &StageDef) -> Lineage {
+        let section = if stage.finally {
+            &self.pipeline.finally
+        } else {
+            &self.pipeline.stages
+        };
+        let mut lineage = Lineage {
+            all_ok: true,
+            any_failed: false,
+        };
+        for need in &stage.needs {
+            let done = self.done.get(need);
+            lineage.all_ok &= done.is_some_and(Done::ok);
+            lineage.any_failed |= done.is_some_and(Done::failed);
+            // A need outside the section (a `finally` stage naming a main stage) counts alone.
+            if section.contains_key(need) {
+                match self.lineage.get(need) {
+                    Some(of_need) => {
+                        lineage.all_ok &= of_need.all_ok;
+                        lineage.any_failed |= of_need.any_failed;
+                    }
+                    None => lineage.all_ok = false,
+                }
+            }
+        }
+        lineage
+    }
+
     fn status_for(&self, stage: &StageDef) -> Status {
-        let ancestors = self.pipeline.ancestors(&stage.id);
-        let mut success = ancestors
-            .iter()
-            .all(|a| self.done.get(a).is_some_and(Done::ok));
-        let mut failure = ancestors
-            .iter()
-            .any(|a| self.done.get(a).is_some_and(Done::failed));
+        let Lineage {
+            all_ok: mut success,
+            any_failed: mut failure,
+        } = self.needs_lineage(stage);
         if stage.finally {
-            let main_failed = self
-                .pipeline
-                .stages
-                .keys()
-                .any(|id| self.done.get(id).is_some_and(Done::failed));
+            let main_failed = self.main_failures > 0;
             success = success && !main_failed && !self.cancelled;
             failure = failure || main_failed;
         }
@@ -468,6 +536,9 @@ impl Executor<'_> {
         })
     }
 
+    /// Runs one section's stages. Each stage waits on a count of unfinished needs; a finished
+    /// stage counts down its dependents and those reaching zero join a ready queue in file
+    /// order, so scheduling costs stays linear in stages and needs.
     async fn phase(
         &mut self,
         stages: &indexmap::IndexMap<String, StageDef>,
@@ -475,135 +546,182 @@ impl Executor<'_> {
         token: &CancellationToken,
         cancel: &Cancel,
     ) {
-        let mut pending: Vec<&StageDef> = stages.values().collect();
+        let count = stages.len();
+        let mut waiting_on = vec![0usize; count];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (index, stage) in stages.values().enumerate() {
+            for need in &stage.needs {
+                if let Some(need_index) = stages.get_index_of(need.as_str()) {
+                    waiting_on[index] += 1;
+                    dependents[need_index].push(index);
+                }
+            }
+        }
+        // Stages not started yet, and those of them whose needs are all finished.
+        let mut unstarted = vec![true; count];
+        let mut ready: BTreeSet<usize> = (0..count).filter(|&i| waiting_on[i] == 0).collect();
+        // Ready stages whose condition holds, waiting for a free job.
+        let mut startable: BTreeSet<usize> = BTreeSet::new();
         let mut running: JoinSet<Outcome> = JoinSet::new();
         let jobs = self.options.jobs.max(1);
+        let is_finally = stages.values().any(|s| s.finally);
+        let env = {
+            let mut env = self.options.base_env.clone();
+            env.extend(self.pipeline_env.clone());
+            env
+        };
+        // Records a stage that finished (ran or not) and readies its dependents.
+        fn finished(
+            index: usize,
+            waiting_on: &mut [usize],
+            dependents: &[Vec<usize>],
+            ready: &mut BTreeSet<usize>,
+        ) {
+            for &dependent in &dependents[index] {
+                waiting_on[dependent] = waiting_on[dependent].saturating_sub(1);
+                if waiting_on[dependent] == 0 {
+                    ready.insert(dependent);
+                }
+            }
+        }
         loop {
             if token.is_cancelled() {
-                let reason = if stages.values().any(|s| s.finally) {
+                let reason = if is_finally {
                     "forced stop"
                 } else {
                     "run cancelled"
                 };
-                for stage in std::mem::take(&mut pending) {
-                    self.finish_without_running(
-                        stage,
-                        StageResult::Cancelled,
-                        reason.to_owned(),
-                        false,
-                    );
+                for index in 0..count {
+                    if std::mem::take(&mut unstarted[index])
+                        && let Some((_, stage)) = stages.get_index(index)
+                    {
+                        self.finish_without_running(
+                            stage,
+                            StageResult::Cancelled,
+                            reason.to_owned(),
+                            false,
+                        );
+                    }
                 }
+                ready.clear();
+                startable.clear();
             }
-            // Start every ready stage, in file order, up to `jobs`.
-            let mut index = 0;
-            while index < pending.len() {
-                let stage = pending[index];
-                let ready = stage
-                    .needs
-                    .iter()
-                    .all(|n| self.done.contains_key(n) || !stages.contains_key(n));
-                if !ready {
-                    index += 1;
+            // Decide every ready stage, in file order: skipped, failed, or startable.
+            while let Some(index) = ready.pop_first() {
+                let Some((_, stage)) = stages.get_index(index) else {
                     continue;
-                }
+                };
                 if selected.is_some_and(|s| !s.contains(&stage.id)) {
-                    pending.remove(index);
+                    unstarted[index] = false;
                     self.finish_without_running(
                         stage,
                         StageResult::Skipped,
                         String::from("not selected"),
                         true,
                     );
+                    finished(index, &mut waiting_on, &dependents, &mut ready);
                     continue;
                 }
-                let mut env = self.options.base_env.clone();
-                env.extend(self.pipeline_env.clone());
                 match self.condition(stage, &env) {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        startable.insert(index);
+                    }
                     Ok(false) => {
-                        pending.remove(index);
+                        unstarted[index] = false;
                         let reason = match &stage.condition {
                             Some((text, _)) => format!("condition `{text}` is false"),
                             None => String::from("a needed stage did not succeed"),
                         };
                         self.finish_without_running(stage, StageResult::Skipped, reason, false);
-                        continue;
+                        finished(index, &mut waiting_on, &dependents, &mut ready);
                     }
                     Err(message) => {
-                        pending.remove(index);
+                        unstarted[index] = false;
                         self.finish_without_running(
                             stage,
                             StageResult::Failure,
                             format!("if: {message}"),
                             false,
                         );
-                        continue;
+                        finished(index, &mut waiting_on, &dependents, &mut ready);
                     }
-                }
-                if running.len() >= jobs {
-                    index += 1;
-                    continue;
-                }
-                pending.remove(index);
-                match self.resolve(stage) {
-                    Err(message) => {
-                        self.finish_without_running(stage, StageResult::Failure, message, false)
-                    }
-                    Ok(resolved) => match self.registry.get(&stage.uses) {
-                        None => self.finish_without_running(
-                            stage,
-                            StageResult::Failure,
-                            format!("unknown stage type `{}`", stage.uses),
-                            false,
-                        ),
-                        Some(imp) => {
-                            let job = Job {
-                                def: stage.clone(),
-                                resolved,
-                                imp: imp.clone(),
-                                token: token.child_token(),
-                                force: cancel.force.clone(),
-                                grace: self.options.grace,
-                                events: self.events.clone(),
-                                masker: self.masker.clone(),
-                                work_dir: self.options.work_dir.clone(),
-                                stage_dir: self.run_dir.join(&stage.id),
-                                upstream: self.pipeline.upstream.clone(),
-                            };
-                            running.spawn(run_stage(job));
-                        }
-                    },
                 }
             }
+            // Start startable stages, in file order, up to `jobs`.
+            while running.len() < jobs
+                && let Some(index) = startable.pop_first()
+            {
+                let Some((_, stage)) = stages.get_index(index) else {
+                    continue;
+                };
+                unstarted[index] = false;
+                let started = match self.resolve(stage) {
+                    Err(message) => Err(message),
+                    Ok(resolved) => match self.registry.get(&stage.uses) {
+                        None => Err(format!("unknown stage type `{}`", stage.uses)),
+                        Some(imp) => Ok(Job {
+                            def: stage.clone(),
+                            resolved,
+                            imp: imp.clone(),
+                            token: token.child_token(),
+                            force: cancel.force.clone(),
+                            grace: self.options.grace,
+                            events: self.events.clone(),
+                            masker: self.masker.clone(),
+                            work_dir: self.options.work_dir.clone(),
+                            stage_dir: self.run_dir.join(&stage.id),
+                            upstream: self.pipeline.upstream.clone(),
+                            run_tag: self.run_tag.clone(),
+                        }),
+                    },
+                };
+                match started {
+                    Ok(job) => {
+                        running.spawn(run_stage(job));
+                    }
+                    Err(message) => {
+                        self.finish_without_running(stage, StageResult::Failure, message, false);
+                        finished(index, &mut waiting_on, &dependents, &mut ready);
+                    }
+                }
+            }
+            if !ready.is_empty() {
+                continue;
+            }
             if running.is_empty() {
-                if pending.is_empty() {
+                if startable.is_empty() {
+                    // Nothing runs and nothing is ready: the rest wait on stages outside the DAG.
+                    for index in 0..count {
+                        if std::mem::take(&mut unstarted[index])
+                            && let Some((_, stage)) = stages.get_index(index)
+                        {
+                            self.finish_without_running(
+                                stage,
+                                StageResult::Skipped,
+                                String::from("needs never finished"),
+                                false,
+                            );
+                        }
+                    }
                     return;
                 }
-                // Nothing runs and nothing is ready: the rest wait on stages outside the DAG.
-                for stage in std::mem::take(&mut pending) {
-                    self.finish_without_running(
-                        stage,
-                        StageResult::Skipped,
-                        String::from("needs never finished"),
-                        false,
-                    );
-                }
-                return;
+                continue;
             }
             tokio::select! {
                 joined = running.join_next() => {
                     if let Some(joined) = joined {
                         match joined {
                             Ok(outcome) => {
-                                if let Some(def) = stages.get(&outcome.id) {
+                                if let Some((index, _, def)) = stages.get_full(&outcome.id) {
                                     self.record(def, outcome, false);
+                                    finished(index, &mut waiting_on, &dependents, &mut ready);
                                 }
                             }
                             Err(error) => tracing::error!(%error, "stage task failed"),
                         }
                     }
                 }
-                () = token.cancelled(), if !self.cancelled && !stages.values().any(|s| s.finally) => {
+                () = token.cancelled(), if !self.cancelled && !is_finally => {
                     self.cancelled = true;
                     let _ = self.events.send(Event::Cancelling { forced: cancel.force.is_cancelled() });
                 }
@@ -624,6 +742,7 @@ struct Job {
     work_dir: PathBuf,
     stage_dir: PathBuf,
     upstream: Option<uplift_pipeline::Upstream>,
+    run_tag: Arc<str>,
 }
 
 /// Parses `$UPLIFT_OUTPUT`: `KEY=VALUE` lines, and `KEY<<DELIM` ... `DELIM` blocks.
@@ -717,6 +836,7 @@ async fn run_stage(job: Job) -> Outcome {
                 force: job.force.clone(),
                 grace: job.grace,
                 sink: sink.clone(),
+                run_tag: job.run_tag.clone(),
             },
         };
         let mut timed_out = false;

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod process;
 pub mod scope;
 pub mod stage;
+pub mod tracking;
 
 pub use events::{
     Event, Progress, ProgressThrottle, ProgressUnit, RunResult, StageResult, StageSummary, Stream,
@@ -30,11 +31,28 @@ pub use stage::{
 };
 
 /// The environment a run starts from: this process's, without `UPLIFT_SECRET_*` (secrets reach
-/// a stage only through `${{ secrets.X }}`).
+/// a stage only through `${{ secrets.X }}`). A variable whose name or value is not UTF-8 cannot
+/// be read by an expression nor passed through the stage's (UTF-8) environment: it is left out
+/// with a warning, never a panic.
 pub fn base_env_from_process() -> std::collections::BTreeMap<String, String> {
-    std::env::vars()
+    utf8_vars()
         .filter(|(k, _)| !k.starts_with(SECRET_ENV_PREFIX))
         .collect()
+}
+
+/// This process's environment variables that are UTF-8 (`std::env::vars` panics on the others).
+fn utf8_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(name, value)| match (name.into_string(), value.into_string()) {
+        (Ok(name), Ok(value)) => Some((name, value)),
+        (name, _) => {
+            let name = match name {
+                Ok(name) => name,
+                Err(raw) => raw.to_string_lossy().into_owned(),
+            };
+            tracing::warn!(variable = %name, "environment variable is not UTF-8: left out of the run");
+            None
+        }
+    })
 }
 
 /// Environment variables holding secrets: `UPLIFT_SECRET_TOKEN` is `secrets.TOKEN`.
@@ -45,7 +63,7 @@ pub const SECRET_ENV_PREFIX: &str = "UPLIFT_SECRET_";
 pub fn load_secrets(
     file: Option<&std::path::Path>,
 ) -> Result<std::collections::BTreeMap<String, String>, ExecError> {
-    let mut secrets: std::collections::BTreeMap<String, String> = std::env::vars()
+    let mut secrets: std::collections::BTreeMap<String, String> = utf8_vars()
         .filter_map(|(k, v)| {
             k.strip_prefix(SECRET_ENV_PREFIX)
                 .map(|name| (name.to_owned(), v))

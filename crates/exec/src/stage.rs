@@ -168,6 +168,16 @@ impl OutputSink {
         }
     }
 
+    /// Length in bytes of the longest secret (see [`Masker::longest`]).
+    pub(crate) fn longest_secret(&self) -> usize {
+        self.masker.longest()
+    }
+
+    /// See [`Masker::cut_point`].
+    pub(crate) fn cut_point(&self, bytes: &[u8], at: usize) -> usize {
+        self.masker.cut_point(bytes, at)
+    }
+
     /// Masks secrets in a text.
     pub fn mask(&self, text: &str) -> String {
         self.masker.mask(text).into_owned()
