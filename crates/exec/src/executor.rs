@@ -591,8 +591,8 @@ impl Executor<'_> {
                 } else {
                     "run cancelled"
                 };
-                for index in 0..count {
-                    if std::mem::take(&mut unstarted[index])
+                for (index, waiting) in unstarted.iter_mut().enumerate() {
+                    if std::mem::take(waiting)
                         && let Some((_, stage)) = stages.get_index(index)
                     {
                         self.finish_without_running(
@@ -691,8 +691,8 @@ impl Executor<'_> {
             if running.is_empty() {
                 if startable.is_empty() {
                     // Nothing runs and nothing is ready: the rest wait on stages outside the DAG.
-                    for index in 0..count {
-                        if std::mem::take(&mut unstarted[index])
+                    for (index, waiting) in unstarted.iter_mut().enumerate() {
+                        if std::mem::take(waiting)
                             && let Some((_, stage)) = stages.get_index(index)
                         {
                             self.finish_without_running(
