@@ -76,8 +76,6 @@ pub enum StageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the `{0}` stage type is not wired to its engine yet")]
-    NotWired(&'static str),
     #[error("{0}")]
     Other(String),
 }
