@@ -7,6 +7,7 @@
 //! - [`Masker`] masks secrets in every output channel; [`Spawner`] is the only way a stage
 //!   starts a process (a plan never gets one); [`RunLock`] keeps two runs apart.
 
+mod attempt;
 pub mod events;
 pub mod executor;
 pub mod lock;
@@ -14,6 +15,7 @@ pub mod mask;
 pub mod plan;
 pub mod process;
 pub mod scope;
+pub mod sink;
 pub mod stage;
 pub mod tracking;
 

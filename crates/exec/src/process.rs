@@ -20,7 +20,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Stream;
-use crate::stage::OutputSink;
+use crate::sink::OutputSink;
 use crate::tracking;
 
 /// Longest line passed on whole; longer ones are cut.
