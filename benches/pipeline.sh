@@ -11,11 +11,19 @@
 #   work:     each stage runs `sleep $SLEEP`: the DAG (--jobs 5) must beat the serial script.
 #   overhead: each stage runs `true`: (uplift - script) / 50 is Uplift's own cost per stage
 #             (scheduling, process group, output capture, run folder, events), aim < 5 ms.
+# Then the large cases (LARGE=0 skips them), each once, to show the costs grow linearly:
+#   validate a chain of $CHAIN stages (about 1 MB), and of $CHAIN/2 (twice as long must take
+#   about twice as long, not four times); validate a cycle through $CYCLE stages; run a chain of
+#   $RUN_CHAIN `true` stages (--jobs 1) and report the cost per stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
 SLEEP=${SLEEP:-0.05}
+LARGE=${LARGE:-1}
+CHAIN=${CHAIN:-20000}
+CYCLE=${CYCLE:-10000}
+RUN_CHAIN=${RUN_CHAIN:-5000}
 WIDTH=5
 LAYERS=10
 if [[ -z "${UPLIFT_BIN:-}" ]]; then
@@ -91,3 +99,43 @@ for workload in work overhead; do
     fi
   done
 done
+
+if [[ $LARGE == 0 ]]; then exit 0; fi
+
+# gen_chain N COMMAND [cycle] > file: stage sI needs s(I-1), one stage per line (so 20,000 stages
+# stay under the 1 MiB cap); with `cycle`, s0 needs the last one. The validation cases use the
+# command `x`, which they never run.
+gen_chain() {
+  awk -v n="$1" -v cmd="$2" -v cycle="${3:-}" 'BEGIN {
+    print "name: chain"; print "stages:"
+    for (i = 0; i < n; i++) {
+      need = i > 0 ? "s" (i - 1) : (cycle != "" ? "s" (n - 1) : "")
+      if (need != "") printf "  s%d: {uses: run, needs: %s, with: {run: %s}}\n", i, need, cmd
+      else printf "  s%d: {uses: run, with: {run: %s}}\n", i, cmd
+    }
+  }'
+}
+
+# once_ms COMMAND...: wall time of one run in ms (exit code ignored: a cycle is exit 2)
+once_ms() {
+  local t0 t1
+  rm -rf "$work/.uplift"
+  t0=$(now)
+  "$@" >/dev/null 2>&1 || true
+  t1=$(now)
+  echo $(((t1 - t0) / 1000000))
+}
+
+echo
+printf '%-44s %10s\n' "large case" "ms"
+for n in $((CHAIN / 2)) "$CHAIN"; do
+  gen_chain "$n" x >"$work/chain.yml"
+  printf '%-44s %10s\n' "validate chain of $n ($(wc -c <"$work/chain.yml") bytes)" \
+    "$(cd "$work" && once_ms "$UPLIFT_BIN" validate -p chain.yml)"
+done
+gen_chain "$CYCLE" x cycle >"$work/cycle.yml"
+printf '%-44s %10s\n' "validate cycle through $CYCLE" "$(cd "$work" && once_ms "$UPLIFT_BIN" validate -p cycle.yml)"
+gen_chain "$RUN_CHAIN" '"true"' >"$work/run.yml"
+ms=$(cd "$work" && once_ms "$UPLIFT_BIN" run -q -p run.yml --jobs 1)
+printf '%-44s %10s   (%s ms per stage)\n' "run chain of $RUN_CHAIN true stages" "$ms" \
+  "$(awk -v ms="$ms" -v n="$RUN_CHAIN" 'BEGIN { printf "%.2f", ms / n }')"

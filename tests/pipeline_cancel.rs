@@ -171,3 +171,148 @@ fn second_signal_forces() {
         assert!(!alive(&p), "process {p} survived a forced stop\n{output}");
     }
 }
+
+fn read_pid(path: &Path) -> String {
+    wait_for(path);
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// A process that leaves its stage's group with `setsid` is killed when its stage ends: the
+/// next stage already finds it gone (issue 10).
+#[test]
+fn a_process_that_calls_setsid_does_not_outlive_its_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = r#"
+stages:
+  escape:
+    uses: run
+    with:
+      run: |
+        setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' &
+        while [ ! -s escaped.pid ]; do sleep 0.05; done
+  after:
+    uses: run
+    needs: escape
+    with:
+      run: |
+        pid=$(cat escaped.pid)
+        sleep 0.5
+        if [ -d /proc/$pid ] && ! grep -q '^State:.*[ZX]' /proc/$pid/status; then echo alive > verdict; else echo gone > verdict; fi
+"#;
+    let child = spawn(d, pipeline, &[]);
+    let (code, output) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{output}");
+    let escaped = read_pid(&d.join("escaped.pid"));
+    let verdict = std::fs::read_to_string(d.join("verdict")).unwrap();
+    if alive(&escaped) {
+        signal(escaped.parse().unwrap(), "KILL");
+    }
+    assert_eq!(
+        verdict.trim(),
+        "gone",
+        "the escaped process outlived its stage\n{output}"
+    );
+}
+
+/// After SIGKILL of `uplift run`, the stage's processes (its group and what left it) keep
+/// running; the next run in that folder kills them before it starts (issue 10).
+#[test]
+fn the_next_run_kills_what_a_killed_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = r#"
+stages:
+  long:
+    uses: run
+    with:
+      run: |
+        setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' &
+        echo $$ > sh.pid
+        sleep 300
+"#;
+    let child = spawn(d, pipeline, &[]);
+    let escaped = read_pid(&d.join("escaped.pid"));
+    let shell = read_pid(&d.join("sh.pid"));
+    signal(child.id(), "KILL");
+    let _ = finish(child, Duration::from_secs(30));
+    let cleanup = |pids: &[&String]| {
+        for pid in pids {
+            if alive(pid) {
+                signal(pid.parse().unwrap(), "KILL");
+            }
+        }
+    };
+    // Nothing stopped them: uplift had no chance to.
+    if !(alive(&escaped) && alive(&shell)) {
+        cleanup(&[&escaped, &shell]);
+        panic!("the stage's processes did not survive SIGKILL of uplift: test setup broken");
+    }
+    let next = spawn(
+        d,
+        "stages:\n  quick:\n    uses: run\n    with: { run: \"true\" }\n",
+        &[],
+    );
+    let (code, output) = finish(next, Duration::from_secs(60));
+    let survivors: Vec<&String> = [&escaped, &shell]
+        .into_iter()
+        .filter(|p| alive(p))
+        .collect();
+    cleanup(&survivors);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(
+        survivors.is_empty(),
+        "{survivors:?} outlived the killed run\n{output}"
+    );
+}
+
+/// With a stale lock present, of 12 runs started at once exactly one runs; the others are
+/// refused (issue 10). Bounded: 3 rounds (the in-process test of the lock does 20).
+#[test]
+fn simultaneous_runs_over_a_stale_lock_run_once() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join(".uplift")).unwrap();
+        let stale = format!(
+            r#"{{"pid": 2000000000, "host": "{}", "started": "2020-01-01T00:00:00Z", "pipeline": "p"}}"#,
+            host.trim()
+        );
+        std::fs::write(d.join(".uplift/lock"), stale).unwrap();
+        // The winner holds the lock long enough for every other start to meet it.
+        std::fs::write(
+            d.join("p.yml"),
+            "stages:\n  once:\n    uses: run\n    with: { run: \"echo $$ >> ran; sleep 4\" }\n",
+        )
+        .unwrap();
+        let children: Vec<Child> = (0..12)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_uplift"))
+                    .args(["run", "-q", "-p", "p.yml"])
+                    .current_dir(d)
+                    .env("NO_COLOR", "1")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let codes: Vec<Option<i32>> = children
+            .into_iter()
+            .map(|c| finish(c, Duration::from_secs(120)).0)
+            .collect();
+        let ran = std::fs::read_to_string(d.join("ran")).unwrap_or_default();
+        assert_eq!(ran.lines().count(), 1, "round {round}: {ran:?} {codes:?}");
+        assert_eq!(
+            codes.iter().filter(|c| **c == Some(0)).count(),
+            1,
+            "round {round}: {codes:?}"
+        );
+        assert_eq!(
+            codes.iter().filter(|c| **c == Some(3)).count(),
+            11,
+            "round {round}: {codes:?}"
+        );
+    }
+}

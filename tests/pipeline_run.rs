@@ -543,3 +543,82 @@ fn a_huge_line_is_cut_not_held_whole() {
     );
     assert_eq!(lines.last(), Some(&"end"));
 }
+
+/// A secret that crosses the 64 KiB cut of a long line is masked whole: the cut moves past it
+/// (issue 10). Neither half may reach the live output, the stage log or events.jsonl.
+#[test]
+fn a_secret_across_the_line_cut_is_masked_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = "SECRETVALUE-0123456789";
+    // 65,526 bytes of `a`, then the secret: the cut at 65,536 falls 10 bytes into it.
+    let pipeline = "stages:\n  long:\n    uses: run\n    env:\n      TOKEN: ${{ secrets.TOK }}\n    with: { run: \"head -c 65526 /dev/zero | tr '\\\\0' a; echo \\\"$TOKEN\\\"; echo end\" }\n";
+    std::fs::write(d.join("p.yml"), pipeline).unwrap();
+    for events in ["text", "json"] {
+        let out = uplift_cmd(d, &["run", "-p", "p.yml", "--events", events])
+            .env("UPLIFT_SECRET_TOK", secret)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let run = run_dir(d);
+        let log = std::fs::read_to_string(run.join("long/log")).unwrap();
+        let jsonl = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+        for (channel, content) in [("live", text(&out)), ("log", log), ("events.jsonl", jsonl)] {
+            for half in [&secret[..10], &secret[10..]] {
+                assert!(
+                    !content.contains(half),
+                    "{channel} (--events {events}) holds `{half}`"
+                );
+            }
+            assert!(
+                content.contains("***"),
+                "{channel}: the secret was not masked"
+            );
+        }
+        std::fs::remove_dir_all(d.join(".uplift")).unwrap();
+    }
+}
+
+/// An environment variable whose value is not UTF-8 is left out of the run, not a panic
+/// (issue 10), for `run` and `plan -p`.
+#[test]
+fn a_non_utf8_environment_variable_does_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = "stages:\n  a:\n    uses: run\n    with: { run: \"echo ok-$VALID\" }\n";
+    std::fs::write(d.join("p.yml"), pipeline).unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    for args in [&["run", "-p", "p.yml"][..], &["plan", "-p", "p.yml"][..]] {
+        let out = uplift_cmd(d, args)
+            .env("LATIN1_VALUE", bad)
+            .env("VALID", "yes")
+            .output()
+            .unwrap();
+        let all = text(&out);
+        assert!(!all.contains("panicked"), "{args:?}: {all}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {all}");
+        if args[0] == "run" {
+            assert!(all.contains("ok-yes"), "{all}");
+        }
+    }
+}
+
+/// An `if:` of 60,000 `!`s is refused before anything runs (no stack overflow, no stale lock).
+#[test]
+fn a_condition_past_the_depth_limit_is_refused_by_run_and_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pipeline = format!(
+        "stages:\n  a:\n    uses: run\n    if: \"{}true\"\n    with: {{ run: \"true\" }}\n",
+        "!".repeat(60_000)
+    );
+    std::fs::write(d.join("p.yml"), pipeline).unwrap();
+    for args in [&["run", "-p", "p.yml"][..], &["plan", "-p", "p.yml"][..]] {
+        let out = uplift_cmd(d, args).output().unwrap();
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {all}");
+        assert!(all.contains("nested deeper than 32"), "{all}");
+        assert!(!d.join(".uplift/lock").exists(), "lock left behind");
+    }
+}

@@ -76,7 +76,7 @@ fn unknown_stage_key() {
         "stages:\n  a:\n    uses: run\n    neds: [b]\n    with: {run: x}\n",
         4,
         5,
-        "unknown field `neds`",
+        "unknown key `neds` in stage `a`",
     );
 }
 
@@ -333,4 +333,96 @@ fn bad_kubernetes_block_of_a_deploy_stage() {
     ] {
         assert!(stderr.contains(line), "{line}\n{stderr}");
     }
+}
+
+/// A problem past column 65,535 is shown (the snippet cut around it), not a panic (issue 10).
+#[test]
+fn an_error_past_column_65535_is_shown_with_a_cut_snippet() {
+    let dir = tempfile::tempdir().unwrap();
+    let padding = "x".repeat(70_000);
+    let text = format!("stages:\n  a:\n    uses: run\n    with: {{ run: \"{padding}\", rn: 1 }}\n");
+    std::fs::write(dir.path().join("wide.yml"), &text).unwrap();
+    let out = uplift(dir.path(), &["validate", "-p", "wide.yml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let column = text.lines().nth(3).unwrap().find("rn:").unwrap() + 1;
+    assert!(
+        stderr.contains(&format!("wide.yml:4:{column}: error:")),
+        "{stderr}"
+    );
+    // The snippet shows the key itself, and no line of it is anywhere near the file's width.
+    assert!(stderr.contains("rn: 1"), "{stderr}");
+    assert!(stderr.lines().all(|l| l.chars().count() < 400), "{stderr}");
+    assert!(stderr.contains('…'), "{stderr}");
+}
+
+/// An `if:` of 60,000 `!`s (under the 64 KiB expression cap) is refused by validation: its
+/// depth would overflow the evaluator's stack (issue 10).
+#[test]
+fn a_condition_nested_past_the_depth_limit_is_refused() {
+    let text = format!(
+        "stages:\n  a:\n    uses: run\n    if: \"{}true\"\n    with: {{ run: \"true\" }}\n",
+        "!".repeat(60_000)
+    );
+    let (code, list) = problems(&text);
+    assert_eq!(code, 2, "{list:?}");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(list[0].2.contains("nested deeper than 32"), "{list:?}");
+}
+
+/// `-p /dev/zero` stops at the 1 MiB cap instead of reading without bound (issue 10).
+#[test]
+fn an_endless_pipeline_file_is_refused_at_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uplift"))
+        .args(["validate", "-p", "/dev/zero"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("validate -p /dev/zero still reading after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
+}
+
+/// One stage's first problem does not hide its others, and unknown names get the nearest
+/// known one (issue 11): `retires:` does not hide `with.rn`; `retries: two` does not hide a bad
+/// timeout, a bad expression and an unknown stage.
+#[test]
+fn every_problem_of_a_stage_at_once_with_suggestions() {
+    let text = "\
+stages:
+  build:
+    uses: run
+    retires: 2
+    with: { rn: make }
+  test:
+    uses: run
+    needs: [biuld]
+    retries: two
+    timeout: soon
+    if: \"success( &&\"
+    with: { run: make test }
+  lint:
+    uses: runn
+    nedds: test
+";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("many.yml"), text).unwrap();
+    let out = uplift(dir.path(), &["validate", "-p", "many.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    insta::assert_snapshot!(stderr);
 }

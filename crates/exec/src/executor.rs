@@ -1,6 +1,6 @@
 //! The DAG executor: runs a checked pipeline's stages on tokio.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,12 +11,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uplift_pipeline::{Pipeline, Stage as StageDef};
 
+pub use crate::attempt::parse_output_file;
+use crate::attempt::{Job, run_stage};
 use crate::events::{Event, RunResult, StageResult, StageSummary};
 use crate::lock::{LockError, RunLock};
 use crate::mask::Masker;
-use crate::process::Spawner;
 use crate::scope::{EvalScope, PipelineInfo, Status, render_env, resolve_yaml};
-use crate::stage::{OutputSink, Outputs, Registry, ResolvedStage, RunContext, Stage};
+use crate::stage::{Outputs, Registry, ResolvedStage};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -130,11 +131,7 @@ pub fn selection(
     let mut selected: HashSet<String> = only.iter().cloned().collect();
     if let Some(from) = from {
         selected.insert(from.to_owned());
-        for stage in pipeline.stages.values() {
-            if pipeline.ancestors(&stage.id).contains(from) {
-                selected.insert(stage.id.clone());
-            }
-        }
+        selected.extend(uplift_pipeline::dag::dependents(&pipeline.stages, from));
     }
     Ok(Some(selected))
 }
@@ -156,13 +153,20 @@ impl Done {
     }
 }
 
-struct Outcome {
-    id: String,
-    result: StageResult,
-    attempts: u32,
-    duration: Duration,
-    outputs: Outputs,
-    reason: Option<String>,
+/// See [`Executor::lineage`].
+#[derive(Debug, Clone, Copy)]
+struct Lineage {
+    all_ok: bool,
+    any_failed: bool,
+}
+
+pub(crate) struct Outcome {
+    pub(crate) id: String,
+    pub(crate) result: StageResult,
+    pub(crate) attempts: u32,
+    pub(crate) duration: Duration,
+    pub(crate) outputs: Outputs,
+    pub(crate) reason: Option<String>,
 }
 
 struct Executor<'a> {
@@ -173,8 +177,16 @@ struct Executor<'a> {
     events: UnboundedSender<Event>,
     info: PipelineInfo,
     run_dir: PathBuf,
+    /// Tags this run's processes (see [`crate::tracking`]).
+    run_tag: Arc<str>,
     pipeline_env: BTreeMap<String, String>,
     done: HashMap<String, Done>,
+    /// Per finished stage: whether every stage it needs (directly or not, within its section)
+    /// is ok, and whether any failed. A stage's status is then read from its direct needs
+    /// alone, instead of walking all its ancestors (quadratic on long chains).
+    lineage: HashMap<String, Lineage>,
+    /// Main stages that failed (for the status of `finally` stages).
+    main_failures: usize,
     results: HashMap<String, StageResult>,
     outputs: HashMap<String, Outputs>,
     summaries: HashMap<String, StageSummary>,
@@ -198,7 +210,27 @@ pub async fn run_pipeline(
     }
     let selected = selection(pipeline, &options.only, options.from.as_deref())?;
     let _lock = RunLock::acquire(&options.state_dir, &pipeline.name)?;
+    crate::tracking::become_subreaper();
+    // A run that was killed (SIGKILL, a crash) left its id here: its processes go first.
+    let active_path = options.state_dir.join("active-run");
+    if let Ok(previous) = std::fs::read_to_string(&active_path) {
+        let killed = crate::tracking::kill_run_leftovers(previous.trim());
+        if killed > 0 {
+            tracing::warn!(
+                run = previous.trim(),
+                killed,
+                "killed processes left by a run that did not finish"
+            );
+        }
+    }
     let run_id = new_run_id();
+    // What tags this run's processes: unique even between runs of one process in one second.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run_tag = format!(
+        "{run_id}.{}",
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    std::fs::write(&active_path, &run_tag).map_err(io_err("write", &active_path))?;
     let run_dir = options.state_dir.join("runs").join(&run_id);
     std::fs::create_dir_all(&run_dir).map_err(io_err("create run folder", &run_dir))?;
 
@@ -243,8 +275,11 @@ pub async fn run_pipeline(
         events: tx.clone(),
         info,
         run_dir: run_dir.clone(),
+        run_tag: Arc::from(run_tag.as_str()),
         pipeline_env: BTreeMap::new(),
         done: HashMap::new(),
+        lineage: HashMap::new(),
+        main_failures: 0,
         results: HashMap::new(),
         outputs: HashMap::new(),
         summaries: HashMap::new(),
@@ -336,6 +371,12 @@ pub async fn run_pipeline(
     drop(tx);
     drop(exec);
     let _ = forward.await;
+    // Anything of this run still alive (a stage future dropped before its process ended).
+    let leftovers = crate::tracking::kill_run_leftovers(&run_tag);
+    if leftovers > 0 {
+        tracing::warn!(leftovers, "killed processes that outlived their stage");
+    }
+    let _ = std::fs::remove_file(&active_path);
     Ok(RunReport {
         run_id,
         dir: run_dir,
@@ -364,6 +405,11 @@ impl Executor<'_> {
                 .collect(),
         };
         let _ = self.events.send(Event::StageFinished(summary.clone()));
+        let lineage = self.needs_lineage(stage);
+        self.lineage.insert(outcome.id.clone(), lineage);
+        if !stage.finally && outcome.result == StageResult::Failure && !allowed_failure {
+            self.main_failures += 1;
+        }
         self.summaries.insert(outcome.id.clone(), summary);
         self.results.insert(outcome.id.clone(), outcome.result);
         self.outputs.insert(outcome.id.clone(), outcome.outputs);
@@ -395,20 +441,43 @@ impl Executor<'_> {
         self.record(stage, outcome, not_selected);
     }
 
+    /// Whether every stage `stage` needs (directly or not, within its section) is done and ok,
+    /// and whether any failed; from its direct needs and their recorded [`Lineage`].
+    fn needs_lineage(&self, stage: &StageDef) -> Lineage {
+        let section = if stage.finally {
+            &self.pipeline.finally
+        } else {
+            &self.pipeline.stages
+        };
+        let mut lineage = Lineage {
+            all_ok: true,
+            any_failed: false,
+        };
+        for need in &stage.needs {
+            let done = self.done.get(need);
+            lineage.all_ok &= done.is_some_and(Done::ok);
+            lineage.any_failed |= done.is_some_and(Done::failed);
+            // A need outside the section (a `finally` stage naming a main stage) counts alone.
+            if section.contains_key(need) {
+                match self.lineage.get(need) {
+                    Some(of_need) => {
+                        lineage.all_ok &= of_need.all_ok;
+                        lineage.any_failed |= of_need.any_failed;
+                    }
+                    None => lineage.all_ok = false,
+                }
+            }
+        }
+        lineage
+    }
+
     fn status_for(&self, stage: &StageDef) -> Status {
-        let ancestors = self.pipeline.ancestors(&stage.id);
-        let mut success = ancestors
-            .iter()
-            .all(|a| self.done.get(a).is_some_and(Done::ok));
-        let mut failure = ancestors
-            .iter()
-            .any(|a| self.done.get(a).is_some_and(Done::failed));
+        let Lineage {
+            all_ok: mut success,
+            any_failed: mut failure,
+        } = self.needs_lineage(stage);
         if stage.finally {
-            let main_failed = self
-                .pipeline
-                .stages
-                .keys()
-                .any(|id| self.done.get(id).is_some_and(Done::failed));
+            let main_failed = self.main_failures > 0;
             success = success && !main_failed && !self.cancelled;
             failure = failure || main_failed;
         }
@@ -468,6 +537,9 @@ impl Executor<'_> {
         })
     }
 
+    /// Runs one section's stages. Each stage waits on a count of unfinished needs; a finished
+    /// stage counts down its dependents and those reaching zero join a ready queue in file
+    /// order, so scheduling costs stays linear in stages and needs.
     async fn phase(
         &mut self,
         stages: &indexmap::IndexMap<String, StageDef>,
@@ -475,343 +547,186 @@ impl Executor<'_> {
         token: &CancellationToken,
         cancel: &Cancel,
     ) {
-        let mut pending: Vec<&StageDef> = stages.values().collect();
+        let count = stages.len();
+        let mut waiting_on = vec![0usize; count];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for (index, stage) in stages.values().enumerate() {
+            for need in &stage.needs {
+                if let Some(need_index) = stages.get_index_of(need.as_str()) {
+                    waiting_on[index] += 1;
+                    dependents[need_index].push(index);
+                }
+            }
+        }
+        // Stages not started yet, and those of them whose needs are all finished.
+        let mut unstarted = vec![true; count];
+        let mut ready: BTreeSet<usize> = (0..count).filter(|&i| waiting_on[i] == 0).collect();
+        // Ready stages whose condition holds, waiting for a free job.
+        let mut startable: BTreeSet<usize> = BTreeSet::new();
         let mut running: JoinSet<Outcome> = JoinSet::new();
         let jobs = self.options.jobs.max(1);
+        let is_finally = stages.values().any(|s| s.finally);
+        let env = {
+            let mut env = self.options.base_env.clone();
+            env.extend(self.pipeline_env.clone());
+            env
+        };
+        // Records a stage that finished (ran or not) and readies its dependents.
+        fn finished(
+            index: usize,
+            waiting_on: &mut [usize],
+            dependents: &[Vec<usize>],
+            ready: &mut BTreeSet<usize>,
+        ) {
+            for &dependent in &dependents[index] {
+                waiting_on[dependent] = waiting_on[dependent].saturating_sub(1);
+                if waiting_on[dependent] == 0 {
+                    ready.insert(dependent);
+                }
+            }
+        }
         loop {
             if token.is_cancelled() {
-                let reason = if stages.values().any(|s| s.finally) {
+                let reason = if is_finally {
                     "forced stop"
                 } else {
                     "run cancelled"
                 };
-                for stage in std::mem::take(&mut pending) {
-                    self.finish_without_running(
-                        stage,
-                        StageResult::Cancelled,
-                        reason.to_owned(),
-                        false,
-                    );
+                for (index, waiting) in unstarted.iter_mut().enumerate() {
+                    if std::mem::take(waiting)
+                        && let Some((_, stage)) = stages.get_index(index)
+                    {
+                        self.finish_without_running(
+                            stage,
+                            StageResult::Cancelled,
+                            reason.to_owned(),
+                            false,
+                        );
+                    }
                 }
+                ready.clear();
+                startable.clear();
             }
-            // Start every ready stage, in file order, up to `jobs`.
-            let mut index = 0;
-            while index < pending.len() {
-                let stage = pending[index];
-                let ready = stage
-                    .needs
-                    .iter()
-                    .all(|n| self.done.contains_key(n) || !stages.contains_key(n));
-                if !ready {
-                    index += 1;
+            // Decide every ready stage, in file order: skipped, failed, or startable.
+            while let Some(index) = ready.pop_first() {
+                let Some((_, stage)) = stages.get_index(index) else {
                     continue;
-                }
+                };
                 if selected.is_some_and(|s| !s.contains(&stage.id)) {
-                    pending.remove(index);
+                    unstarted[index] = false;
                     self.finish_without_running(
                         stage,
                         StageResult::Skipped,
                         String::from("not selected"),
                         true,
                     );
+                    finished(index, &mut waiting_on, &dependents, &mut ready);
                     continue;
                 }
-                let mut env = self.options.base_env.clone();
-                env.extend(self.pipeline_env.clone());
                 match self.condition(stage, &env) {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        startable.insert(index);
+                    }
                     Ok(false) => {
-                        pending.remove(index);
+                        unstarted[index] = false;
                         let reason = match &stage.condition {
                             Some((text, _)) => format!("condition `{text}` is false"),
                             None => String::from("a needed stage did not succeed"),
                         };
                         self.finish_without_running(stage, StageResult::Skipped, reason, false);
-                        continue;
+                        finished(index, &mut waiting_on, &dependents, &mut ready);
                     }
                     Err(message) => {
-                        pending.remove(index);
+                        unstarted[index] = false;
                         self.finish_without_running(
                             stage,
                             StageResult::Failure,
                             format!("if: {message}"),
                             false,
                         );
-                        continue;
+                        finished(index, &mut waiting_on, &dependents, &mut ready);
                     }
-                }
-                if running.len() >= jobs {
-                    index += 1;
-                    continue;
-                }
-                pending.remove(index);
-                match self.resolve(stage) {
-                    Err(message) => {
-                        self.finish_without_running(stage, StageResult::Failure, message, false)
-                    }
-                    Ok(resolved) => match self.registry.get(&stage.uses) {
-                        None => self.finish_without_running(
-                            stage,
-                            StageResult::Failure,
-                            format!("unknown stage type `{}`", stage.uses),
-                            false,
-                        ),
-                        Some(imp) => {
-                            let job = Job {
-                                def: stage.clone(),
-                                resolved,
-                                imp: imp.clone(),
-                                token: token.child_token(),
-                                force: cancel.force.clone(),
-                                grace: self.options.grace,
-                                events: self.events.clone(),
-                                masker: self.masker.clone(),
-                                work_dir: self.options.work_dir.clone(),
-                                stage_dir: self.run_dir.join(&stage.id),
-                                upstream: self.pipeline.upstream.clone(),
-                            };
-                            running.spawn(run_stage(job));
-                        }
-                    },
                 }
             }
+            // Start startable stages, in file order, up to `jobs`.
+            while running.len() < jobs
+                && let Some(index) = startable.pop_first()
+            {
+                let Some((_, stage)) = stages.get_index(index) else {
+                    continue;
+                };
+                unstarted[index] = false;
+                let started = match self.resolve(stage) {
+                    Err(message) => Err(message),
+                    Ok(resolved) => match self.registry.get(&stage.uses) {
+                        None => Err(format!("unknown stage type `{}`", stage.uses)),
+                        Some(imp) => Ok(Job {
+                            def: stage.clone(),
+                            resolved,
+                            imp: imp.clone(),
+                            token: token.child_token(),
+                            force: cancel.force.clone(),
+                            grace: self.options.grace,
+                            events: self.events.clone(),
+                            masker: self.masker.clone(),
+                            work_dir: self.options.work_dir.clone(),
+                            stage_dir: self.run_dir.join(&stage.id),
+                            upstream: self.pipeline.upstream.clone(),
+                            run_tag: self.run_tag.clone(),
+                        }),
+                    },
+                };
+                match started {
+                    Ok(job) => {
+                        running.spawn(run_stage(job));
+                    }
+                    Err(message) => {
+                        self.finish_without_running(stage, StageResult::Failure, message, false);
+                        finished(index, &mut waiting_on, &dependents, &mut ready);
+                    }
+                }
+            }
+            if !ready.is_empty() {
+                continue;
+            }
             if running.is_empty() {
-                if pending.is_empty() {
+                if startable.is_empty() {
+                    // Nothing runs and nothing is ready: the rest wait on stages outside the DAG.
+                    for (index, waiting) in unstarted.iter_mut().enumerate() {
+                        if std::mem::take(waiting)
+                            && let Some((_, stage)) = stages.get_index(index)
+                        {
+                            self.finish_without_running(
+                                stage,
+                                StageResult::Skipped,
+                                String::from("needs never finished"),
+                                false,
+                            );
+                        }
+                    }
                     return;
                 }
-                // Nothing runs and nothing is ready: the rest wait on stages outside the DAG.
-                for stage in std::mem::take(&mut pending) {
-                    self.finish_without_running(
-                        stage,
-                        StageResult::Skipped,
-                        String::from("needs never finished"),
-                        false,
-                    );
-                }
-                return;
+                continue;
             }
             tokio::select! {
                 joined = running.join_next() => {
                     if let Some(joined) = joined {
                         match joined {
                             Ok(outcome) => {
-                                if let Some(def) = stages.get(&outcome.id) {
+                                if let Some((index, _, def)) = stages.get_full(&outcome.id) {
                                     self.record(def, outcome, false);
+                                    finished(index, &mut waiting_on, &dependents, &mut ready);
                                 }
                             }
                             Err(error) => tracing::error!(%error, "stage task failed"),
                         }
                     }
                 }
-                () = token.cancelled(), if !self.cancelled && !stages.values().any(|s| s.finally) => {
+                () = token.cancelled(), if !self.cancelled && !is_finally => {
                     self.cancelled = true;
                     let _ = self.events.send(Event::Cancelling { forced: cancel.force.is_cancelled() });
                 }
             }
         }
-    }
-}
-
-struct Job {
-    def: StageDef,
-    resolved: ResolvedStage,
-    imp: Arc<dyn Stage>,
-    token: CancellationToken,
-    force: CancellationToken,
-    grace: Duration,
-    events: UnboundedSender<Event>,
-    masker: Masker,
-    work_dir: PathBuf,
-    stage_dir: PathBuf,
-    upstream: Option<uplift_pipeline::Upstream>,
-}
-
-/// Parses `$UPLIFT_OUTPUT`: `KEY=VALUE` lines, and `KEY<<DELIM` ... `DELIM` blocks.
-pub fn parse_output_file(text: &str) -> Outputs {
-    let mut outputs = Outputs::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some((key, delim)) = line.split_once("<<")
-            && !key.contains('=')
-            && !key.trim().is_empty()
-        {
-            let mut value = Vec::new();
-            for next in lines.by_ref() {
-                if next == delim {
-                    break;
-                }
-                value.push(next);
-            }
-            outputs.insert(key.trim().to_owned(), value.join("\n"));
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=')
-            && !key.trim().is_empty()
-        {
-            outputs.insert(key.trim().to_owned(), value.to_owned());
-        }
-    }
-    outputs
-}
-
-async fn run_stage(job: Job) -> Outcome {
-    let started = Instant::now();
-    let id = job.def.id.clone();
-    let fail = |reason: String, attempts: u32| Outcome {
-        id: id.clone(),
-        result: StageResult::Failure,
-        attempts,
-        duration: started.elapsed(),
-        outputs: Outputs::new(),
-        reason: Some(reason),
-    };
-    if let Err(error) = std::fs::create_dir_all(&job.stage_dir) {
-        return fail(format!("create {}: {error}", job.stage_dir.display()), 0);
-    }
-    let log_path = job.stage_dir.join("log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .ok();
-    let sink = OutputSink::new(&id, Some(job.events.clone()), log, job.masker.clone());
-    let output_file = job.stage_dir.join("outputs");
-    let max_attempts = job.def.retries.count.saturating_add(1);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let _ = job.events.send(Event::StageStarted {
-            stage: id.clone(),
-            attempt,
-        });
-        if let Err(error) = std::fs::write(&output_file, b"") {
-            return fail(
-                format!("create {}: {error}", output_file.display()),
-                attempt,
-            );
-        }
-        let token = job.token.child_token();
-        let mut resolved = job.resolved.clone();
-        resolved.env.insert(
-            String::from("UPLIFT_OUTPUT"),
-            output_file.display().to_string(),
-        );
-        resolved
-            .env
-            .insert(String::from("UPLIFT_STAGE"), id.clone());
-        resolved.env.insert(
-            String::from("UPLIFT_STAGE_DIR"),
-            job.stage_dir.display().to_string(),
-        );
-        let ctx = RunContext {
-            stage_id: id.clone(),
-            cancel: token.clone(),
-            masker: job.masker.clone(),
-            output: sink.clone(),
-            work_dir: job.work_dir.clone(),
-            stage_dir: job.stage_dir.clone(),
-            output_file: output_file.clone(),
-            upstream: job.upstream.clone(),
-            spawner: Spawner {
-                cancel: token.clone(),
-                force: job.force.clone(),
-                grace: job.grace,
-                sink: sink.clone(),
-            },
-        };
-        let mut timed_out = false;
-        let result = {
-            let mut fut = std::pin::pin!(job.imp.run(ctx, &resolved));
-            match job.def.timeout {
-                None => fut.await,
-                Some(limit) => tokio::select! {
-                    r = &mut fut => r,
-                    () = tokio::time::sleep(limit) => {
-                        timed_out = true;
-                        token.cancel();
-                        fut.await
-                    }
-                },
-            }
-        };
-        // What the stage wrote to $UPLIFT_OUTPUT stays in the run folder only masked.
-        let written = std::fs::read_to_string(&output_file).unwrap_or_default();
-        let _ = std::fs::write(&output_file, job.masker.mask(&written).as_bytes());
-        match result {
-            Ok(mut outputs) => {
-                outputs.extend(parse_output_file(&written));
-                return Outcome {
-                    id: id.clone(),
-                    result: StageResult::Success,
-                    attempts: attempt,
-                    duration: started.elapsed(),
-                    outputs,
-                    reason: None,
-                };
-            }
-            Err(error) => {
-                if job.token.is_cancelled() {
-                    return Outcome {
-                        id: id.clone(),
-                        result: StageResult::Cancelled,
-                        attempts: attempt,
-                        duration: started.elapsed(),
-                        outputs: Outputs::new(),
-                        reason: Some(String::from("cancelled")),
-                    };
-                }
-                let reason = if timed_out {
-                    let limit = job.def.timeout.unwrap_or_default();
-                    format!("timed out after {}", humantime::format_duration(limit))
-                } else {
-                    error.to_string()
-                };
-                // Only a stage that may retry has attempts to count.
-                if max_attempts > 1 {
-                    sink.info(&format!("uplift: attempt {attempt} failed: {reason}"));
-                }
-                if attempt >= max_attempts {
-                    return fail(reason, attempt);
-                }
-                let delay = job.def.retries.delay(attempt);
-                let _ = job.events.send(Event::StageRetrying {
-                    stage: id.clone(),
-                    attempt: attempt + 1,
-                    delay_ms: delay.as_millis() as u64,
-                    reason: job.masker.mask(&reason).into_owned(),
-                });
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = job.token.cancelled() => {
-                        return Outcome {
-                            id: id.clone(),
-                            result: StageResult::Cancelled,
-                            attempts: attempt,
-                            duration: started.elapsed(),
-                            outputs: Outputs::new(),
-                            reason: Some(String::from("cancelled")),
-                        };
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn output_file_lines_and_blocks() {
-        let outputs = parse_output_file("a=1\nb=x=y\nnote<<EOF\nline 1\nline 2\nEOF\n=skip\n");
-        assert_eq!(outputs.get("a").map(String::as_str), Some("1"));
-        assert_eq!(outputs.get("b").map(String::as_str), Some("x=y"));
-        assert_eq!(
-            outputs.get("note").map(String::as_str),
-            Some("line 1\nline 2")
-        );
-        assert_eq!(outputs.len(), 3);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`Masker`] masks secrets in every output channel; [`Spawner`] is the only way a stage
 //!   starts a process (a plan never gets one); [`RunLock`] keeps two runs apart.
 
+mod attempt;
 pub mod events;
 pub mod executor;
 pub mod lock;
@@ -14,7 +15,9 @@ pub mod mask;
 pub mod plan;
 pub mod process;
 pub mod scope;
+pub mod sink;
 pub mod stage;
+pub mod tracking;
 
 pub use events::{
     Event, Progress, ProgressThrottle, ProgressUnit, RunResult, StageResult, StageSummary, Stream,
@@ -30,11 +33,28 @@ pub use stage::{
 };
 
 /// The environment a run starts from: this process's, without `UPLIFT_SECRET_*` (secrets reach
-/// a stage only through `${{ secrets.X }}`).
+/// a stage only through `${{ secrets.X }}`). A variable whose name or value is not UTF-8 cannot
+/// be read by an expression nor passed through the stage's (UTF-8) environment: it is left out
+/// with a warning, never a panic.
 pub fn base_env_from_process() -> std::collections::BTreeMap<String, String> {
-    std::env::vars()
+    utf8_vars()
         .filter(|(k, _)| !k.starts_with(SECRET_ENV_PREFIX))
         .collect()
+}
+
+/// This process's environment variables that are UTF-8 (`std::env::vars` panics on the others).
+fn utf8_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(name, value)| match (name.into_string(), value.into_string()) {
+        (Ok(name), Ok(value)) => Some((name, value)),
+        (name, _) => {
+            let name = match name {
+                Ok(name) => name,
+                Err(raw) => raw.to_string_lossy().into_owned(),
+            };
+            tracing::warn!(variable = %name, "environment variable is not UTF-8: left out of the run");
+            None
+        }
+    })
 }
 
 /// Environment variables holding secrets: `UPLIFT_SECRET_TOKEN` is `secrets.TOKEN`.
@@ -45,7 +65,7 @@ pub const SECRET_ENV_PREFIX: &str = "UPLIFT_SECRET_";
 pub fn load_secrets(
     file: Option<&std::path::Path>,
 ) -> Result<std::collections::BTreeMap<String, String>, ExecError> {
-    let mut secrets: std::collections::BTreeMap<String, String> = std::env::vars()
+    let mut secrets: std::collections::BTreeMap<String, String> = utf8_vars()
         .filter_map(|(k, v)| {
             k.strip_prefix(SECRET_ENV_PREFIX)
                 .map(|name| (name.to_owned(), v))

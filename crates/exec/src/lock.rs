@@ -1,9 +1,18 @@
-//! The run lock: `.uplift/lock` holds the owner's pid, host and start time; a second run is
-//! refused while the owner lives, and a lock left by a dead process on this host is recovered.
+//! The run lock: `.uplift/lock`, held with `flock` for the whole run, holds the owner's pid,
+//! host and start time (for the message a second run gets).
+//!
+//! Taking the lock is one atomic step: the kernel grants the `flock` to exactly one process and
+//! drops it when that process dies however it dies, so a lock file left by a crash is simply
+//! locked again (and reported as recovered), with no check-then-take window between
+//! simultaneous runs. A holder removes the file while it still holds the lock; a run that
+//! locked a file just removed that way sees the path no longer names it and tries again.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// Who holds a lock.
@@ -33,7 +42,9 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
-    /// Whether a stale lock was taken over.
+    /// The locked file; dropping it releases the `flock`.
+    _file: Flock<File>,
+    /// The owner recorded by an earlier run that ended without releasing the lock.
     pub recovered: Option<LockOwner>,
 }
 
@@ -43,22 +54,19 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| String::from("unknown"))
 }
 
-fn alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if raw <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::ESRCH) => false,
-        Err(_) => true,
-    }
+/// Attempts before giving up when the lock file keeps being replaced under us (each one means
+/// another run released the lock in between, so this is only reached under extreme churn).
+const ATTEMPTS: usize = 100;
+
+fn read_owner(file: &mut File) -> Option<LockOwner> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 impl RunLock {
-    /// Takes `dir/lock` for `pipeline`.
+    /// Takes `dir/lock` for `pipeline`, or says who holds it.
     pub fn acquire(dir: &Path, pipeline: &str) -> Result<RunLock, LockError> {
         let path = dir.join("lock");
         let io = |source| LockError::Io {
@@ -72,44 +80,62 @@ impl RunLock {
             started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             pipeline: pipeline.to_owned(),
         };
-        let mut recovered = None;
-        // Two attempts: the second after removing a stale lock.
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
+        for _ in 0..ATTEMPTS {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(false)
                 .open(&path)
-            {
-                Ok(mut file) => {
-                    let text = serde_json::to_string(&owner).unwrap_or_default();
-                    file.write_all(text.as_bytes()).map_err(io)?;
-                    file.sync_all().map_err(io)?;
-                    return Ok(RunLock { path, recovered });
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let existing = std::fs::read_to_string(&path).unwrap_or_default();
-                    match serde_json::from_str::<LockOwner>(&existing) {
-                        Ok(held) if held.host != owner.host || alive(held.pid) => {
-                            return Err(LockError::Held { path, owner: held });
+                .map_err(io)?;
+            let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => locked,
+                Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    // The holder may be writing its record right now: give it a moment.
+                    let mut held = read_owner(&mut file);
+                    for _ in 0..20 {
+                        if held.is_some() {
+                            break;
                         }
-                        Ok(stale) => {
-                            tracing::warn!(pid = stale.pid, started = %stale.started, "recovering a stale lock");
-                            recovered = Some(stale);
-                        }
-                        Err(_) => {
-                            // Unreadable: a crash between create and write, or garbage.
-                            tracing::warn!(path = %path.display(), "recovering an unreadable lock");
-                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        held = read_owner(&mut file);
                     }
-                    std::fs::remove_file(&path).map_err(io)?;
+                    let owner = held.unwrap_or_else(|| LockOwner {
+                        pid: 0,
+                        host: String::from("unknown"),
+                        started: String::from("unknown"),
+                        pipeline: String::from("unknown"),
+                    });
+                    return Err(LockError::Held { path, owner });
                 }
-                Err(error) => return Err(io(error)),
+                Err((_, errno)) => return Err(io(std::io::Error::from(errno))),
+            };
+            // A holder that released the lock removed this file first: lock the new one.
+            let same = match (locked.metadata(), std::fs::metadata(&path)) {
+                (Ok(ours), Ok(now)) => ours.dev() == now.dev() && ours.ino() == now.ino(),
+                _ => false,
+            };
+            if !same {
+                continue;
             }
+            let recovered = read_owner(&mut locked);
+            if let Some(stale) = &recovered {
+                tracing::warn!(pid = stale.pid, started = %stale.started, "recovering the lock of a run that did not release it");
+            }
+            let text = serde_json::to_string(&owner).unwrap_or_default();
+            locked.set_len(0).map_err(io)?;
+            locked.rewind().map_err(io)?;
+            locked.write_all(text.as_bytes()).map_err(io)?;
+            locked.sync_all().map_err(io)?;
+            return Ok(RunLock {
+                path,
+                _file: locked,
+                recovered,
+            });
         }
-        Err(LockError::Io {
-            path: path.clone(),
-            source: std::io::Error::other("lock changed while recovering it"),
-        })
+        Err(io(std::io::Error::other(
+            "the lock file kept being replaced while taking it",
+        )))
     }
 
     pub fn path(&self) -> &Path {
@@ -119,6 +145,7 @@ impl RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        // Removed while still locked (the `flock` goes with the file handle, dropped after).
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -139,6 +166,44 @@ mod tests {
         drop(first);
         assert!(!dir.path().join("lock").exists());
         RunLock::acquire(dir.path(), "p").unwrap();
+    }
+
+    #[test]
+    fn simultaneous_takers_of_a_stale_lock_get_it_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let stale = LockOwner {
+                pid: 4_000_000_000,
+                host: hostname(),
+                started: "2020-01-01T00:00:00Z".into(),
+                pipeline: "p".into(),
+            };
+            std::fs::write(
+                dir.path().join("lock"),
+                serde_json::to_string(&stale).unwrap(),
+            )
+            .unwrap();
+            let barrier = std::sync::Barrier::new(12);
+            let taken = std::thread::scope(|s| {
+                let takers: Vec<_> = (0..12)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            let lock = RunLock::acquire(dir.path(), "p");
+                            // Hold it until every taker has tried.
+                            barrier.wait();
+                            lock.is_ok()
+                        })
+                    })
+                    .collect();
+                takers
+                    .into_iter()
+                    .map(|t| t.join())
+                    .filter(|taken| matches!(taken, Ok(true)))
+                    .count()
+            });
+            assert_eq!(taken, 1, "round {round}: {taken} runs took the lock");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const MASK: &str = "***";
 pub struct Masker {
     matcher: Option<Arc<AhoCorasick>>,
     count: usize,
+    /// Length in bytes of the longest pattern.
+    longest: usize,
 }
 
 impl std::fmt::Debug for Masker {
@@ -55,6 +57,7 @@ impl Masker {
             return Self::default();
         }
         let count = patterns.len();
+        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
         match AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
@@ -62,6 +65,7 @@ impl Masker {
             Ok(matcher) => Self {
                 matcher: Some(Arc::new(matcher)),
                 count,
+                longest,
             },
             Err(error) => {
                 // Only possible past the automaton's size limits: fail closed by masking
@@ -70,6 +74,7 @@ impl Masker {
                 Self {
                     matcher: None,
                     count: usize::MAX,
+                    longest,
                 }
             }
         }
@@ -78,6 +83,30 @@ impl Masker {
     /// Whether there is anything to mask.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Length in bytes of the longest secret (0 when there is none): text cut into pieces must
+    /// see this many bytes minus one past a cut to know that no secret crosses it.
+    pub fn longest(&self) -> usize {
+        self.longest
+    }
+
+    /// The first offset from `at` on where `bytes` can be cut without splitting a secret: `at`
+    /// itself, or the end of the secret that crosses it. `bytes` must extend
+    /// [`Masker::longest`] − 1 bytes past `at` (or to the end of the text) for the answer to hold.
+    pub fn cut_point(&self, bytes: &[u8], at: usize) -> usize {
+        let Some(matcher) = &self.matcher else {
+            return at;
+        };
+        for found in matcher.find_iter(bytes) {
+            if found.start() >= at {
+                break;
+            }
+            if found.end() > at {
+                return found.end();
+            }
+        }
+        at
     }
 
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -132,6 +161,17 @@ mod tests {
         let m = Masker::new(["line-one\nline-two"]);
         assert_eq!(m.mask("x line-two y"), "x *** y");
         assert_eq!(m.mask("line-one\nline-two"), "***");
+    }
+
+    #[test]
+    fn cut_point_moves_past_a_crossing_secret() {
+        let m = Masker::new(["abcdef", "cd"]);
+        assert_eq!(m.longest(), 6);
+        assert_eq!(m.cut_point(b"xxabcdefyy", 4), 8);
+        assert_eq!(m.cut_point(b"xxabcdefyy", 2), 2);
+        assert_eq!(m.cut_point(b"xxabcdefyy", 8), 8);
+        assert_eq!(m.cut_point(b"xxcdyy", 3), 4);
+        assert_eq!(Masker::default().cut_point(b"abc", 1), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Stream;
-use crate::stage::OutputSink;
+use crate::sink::OutputSink;
+use crate::tracking;
 
 /// Longest line passed on whole; longer ones are cut.
 const MAX_LINE: usize = 64 * 1024;
@@ -90,7 +92,12 @@ pub struct Spawner {
     pub(crate) force: CancellationToken,
     pub(crate) grace: Duration,
     pub(crate) sink: OutputSink,
+    /// The run's tag: the first half of each process's [`tracking::TAG_VAR`].
+    pub(crate) run_tag: Arc<str>,
 }
+
+/// Numbers the processes of this uplift (the second half of their tag).
+static PROCESS_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 fn signal_group(pid: Pid, signal: Signal) {
     match killpg(pid, signal) {
@@ -128,11 +135,17 @@ impl Spawner {
         timeout: Option<Duration>,
     ) -> Result<ProcessExit, ProcessError> {
         let command = self.sink.mask(&spec.display());
+        let tag = format!(
+            "{}:{}",
+            self.run_tag,
+            PROCESS_SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .current_dir(&spec.cwd)
             .env_clear()
             .envs(&spec.env)
+            .env(tracking::TAG_VAR, &tag)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -148,6 +161,9 @@ impl Spawner {
             .map(Pid::from_raw);
         // If this future is dropped from here on, the group does not outlive it.
         let mut group = GroupGuard(pgid);
+        if let Some(pid) = pgid {
+            tracking::leader_started(pid.as_raw());
+        }
         tracing::debug!(%command, pid = ?pgid, "started");
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let mut readers = Vec::new();
@@ -192,6 +208,13 @@ impl Spawner {
         // its number may be reused, and a later signal could reach someone else's group.
         if let Some(pid) = group.0.take() {
             signal_group(pid, Signal::SIGKILL);
+            tracking::leader_ended(pid.as_raw());
+            // And whatever left the group (`setsid`): adopted by uplift, found by its tag.
+            let escaped = tracking::kill_escaped(pid.as_raw(), &tag);
+            if !escaped.is_empty() {
+                tracing::debug!(%command, ?escaped, "killed processes that left the group");
+                tokio::task::spawn_blocking(move || tracking::reap(escaped));
+            }
         }
         let status = status.map_err(|source| ProcessError::Wait {
             command: command.clone(),
@@ -264,27 +287,53 @@ async fn pump<R: AsyncRead + Unpin>(
             tail.push_back(masked);
         }
     };
+    // A line longer than MAX_LINE is cut into pieces rather than held whole. The buffer reaches
+    // past MAX_LINE by the longest secret so that a secret crossing the cut is seen whole: the
+    // cut moves past it, and each piece is masked before it goes anywhere.
+    let limit = MAX_LINE + sink.longest_secret().saturating_sub(1);
     while let Ok(available) = reader.fill_buf().await {
         if available.is_empty() {
             break;
         }
-        // Never hold more than MAX_LINE bytes, however the reads are chunked.
-        let room = MAX_LINE - buf.len();
+        // Never hold more than `limit` bytes, however the reads are chunked.
+        let room = limit - buf.len();
         let (take, newline) = match available.iter().position(|&b| b == b'\n') {
             Some(i) if i < room => (i + 1, true),
             _ => (available.len().min(room), false),
         };
         buf.extend_from_slice(&available[..take]);
         reader.consume(take);
-        // A line longer than MAX_LINE is cut into pieces rather than held whole.
-        if newline || buf.len() >= MAX_LINE {
+        if newline {
             emit(&buf);
             buf.clear();
+        } else if buf.len() >= limit {
+            let cut = piece_end(&sink, &buf);
+            emit(&buf[..cut]);
+            buf.drain(..cut);
         }
+    }
+    while buf.len() > MAX_LINE {
+        let cut = piece_end(&sink, &buf);
+        emit(&buf[..cut]);
+        buf.drain(..cut);
     }
     if !buf.is_empty() {
         emit(&buf);
     }
+}
+
+/// Where the first piece of an over-long line ends: about [`MAX_LINE`], moved back to a
+/// character boundary and forward past a secret that crosses it.
+fn piece_end(sink: &OutputSink, buf: &[u8]) -> usize {
+    let mut cut = MAX_LINE.min(buf.len());
+    // Up to three continuation bytes (10xxxxxx) end a UTF-8 character.
+    for _ in 0..3 {
+        match buf.get(cut) {
+            Some(b) if (b & 0xC0) == 0x80 && cut > 1 => cut -= 1,
+            _ => break,
+        }
+    }
+    sink.cut_point(buf, cut).clamp(1, buf.len())
 }
 
 #[cfg(test)]
@@ -298,6 +347,7 @@ mod tests {
             force: CancellationToken::new(),
             grace,
             sink: OutputSink::new("t", None, None, crate::Masker::new(Vec::<String>::new())),
+            run_tag: Arc::from("test"),
         }
     }
 

@@ -15,7 +15,9 @@ use pest_derive::Parser;
 #[grammar = "expr.pest"]
 struct ExprParser;
 
-/// Deepest nesting of parentheses accepted (the parser is recursive).
+/// Deepest nesting accepted, counting each parenthesis and each `!` as a level: the parser,
+/// [`Expr::eval`], the walkers and `Drop` all recurse, so a bound here bounds every one of them
+/// (a chain of `&&`/`||` is one n-ary node, not a nesting).
 const MAX_NESTING: usize = 32;
 /// Longest expression text accepted.
 pub const MAX_LEN: usize = 64 * 1024;
@@ -110,8 +112,10 @@ pub enum Expr {
     Not(Box<Expr>),
     Eq(Box<Expr>, Box<Expr>),
     Ne(Box<Expr>, Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    /// `a && b && ...`: the first falsy operand, else the last.
+    And(Vec<Expr>),
+    /// `a || b || ...`: the first truthy operand, else the last.
+    Or(Vec<Expr>),
 }
 
 /// What a path refers to.
@@ -278,7 +282,7 @@ impl Expr {
                 message: "empty expression".into(),
                 offset: 0,
             })?;
-        build(or, 0)
+        build(or, 0, 0)
     }
 
     /// Every path in the expression, with its byte offset.
@@ -304,9 +308,14 @@ impl Expr {
         match self {
             Expr::Lit(_) | Expr::Path { .. } | Expr::Call { .. } => {}
             Expr::Not(e) => e.walk(f),
-            Expr::Eq(a, b) | Expr::Ne(a, b) | Expr::And(a, b) | Expr::Or(a, b) => {
+            Expr::Eq(a, b) | Expr::Ne(a, b) => {
                 a.walk(f);
                 b.walk(f);
+            }
+            Expr::And(operands) | Expr::Or(operands) => {
+                for operand in operands {
+                    operand.walk(f);
+                }
             }
         }
     }
@@ -323,13 +332,25 @@ impl Expr {
             Expr::Not(e) => Value::Bool(!e.eval(scope)?.truthy()),
             Expr::Eq(a, b) => Value::Bool(a.eval(scope)?.loose_eq(&b.eval(scope)?)),
             Expr::Ne(a, b) => Value::Bool(!a.eval(scope)?.loose_eq(&b.eval(scope)?)),
-            Expr::And(a, b) => {
-                let left = a.eval(scope)?;
-                if left.truthy() { b.eval(scope)? } else { left }
+            Expr::And(operands) => {
+                let mut value = Value::Bool(true);
+                for operand in operands {
+                    value = operand.eval(scope)?;
+                    if !value.truthy() {
+                        break;
+                    }
+                }
+                value
             }
-            Expr::Or(a, b) => {
-                let left = a.eval(scope)?;
-                if left.truthy() { left } else { b.eval(scope)? }
+            Expr::Or(operands) => {
+                let mut value = Value::Bool(false);
+                for operand in operands {
+                    value = operand.eval(scope)?;
+                    if value.truthy() {
+                        break;
+                    }
+                }
+                value
             }
         })
     }
@@ -342,32 +363,30 @@ fn bad(pair: &Pair<'_, Rule>, base: usize) -> ParseError {
     }
 }
 
-fn build(pair: Pair<'_, Rule>, base: usize) -> Result<Expr, ParseError> {
+/// Builds the tree of `pair`, `depth` levels of parentheses and `!` deep.
+fn build(pair: Pair<'_, Rule>, base: usize, depth: usize) -> Result<Expr, ParseError> {
     match pair.as_rule() {
         Rule::or_expr | Rule::and_expr => {
             let is_or = pair.as_rule() == Rule::or_expr;
-            let mut inner = pair
+            let mut operands = pair
                 .clone()
                 .into_inner()
-                .filter(|p| !matches!(p.as_rule(), Rule::or_op | Rule::and_op));
-            let first = inner.next().ok_or_else(|| bad(&pair, base))?;
-            let mut expr = build(first, base)?;
-            for next in inner {
-                let right = build(next, base)?;
-                expr = if is_or {
-                    Expr::Or(Box::new(expr), Box::new(right))
-                } else {
-                    Expr::And(Box::new(expr), Box::new(right))
-                };
-            }
-            Ok(expr)
+                .filter(|p| !matches!(p.as_rule(), Rule::or_op | Rule::and_op))
+                .map(|p| build(p, base, depth))
+                .collect::<Result<Vec<Expr>, ParseError>>()?;
+            Ok(match operands.len() {
+                0 => return Err(bad(&pair, base)),
+                1 => operands.swap_remove(0),
+                _ if is_or => Expr::Or(operands),
+                _ => Expr::And(operands),
+            })
         }
         Rule::cmp_expr => {
             let mut inner = pair.clone().into_inner();
-            let left = build(inner.next().ok_or_else(|| bad(&pair, base))?, base)?;
+            let left = build(inner.next().ok_or_else(|| bad(&pair, base))?, base, depth)?;
             match (inner.next(), inner.next()) {
                 (Some(op), Some(right)) => {
-                    let right = build(right, base)?;
+                    let right = build(right, base, depth)?;
                     Ok(if op.as_str() == "==" {
                         Expr::Eq(Box::new(left), Box::new(right))
                     } else {
@@ -380,11 +399,18 @@ fn build(pair: Pair<'_, Rule>, base: usize) -> Result<Expr, ParseError> {
         Rule::unary => {
             let inner: Vec<Pair<'_, Rule>> = pair.clone().into_inner().collect();
             let nots = inner.iter().filter(|p| p.as_rule() == Rule::not_op).count();
+            let depth = depth.saturating_add(nots);
+            if depth > MAX_NESTING {
+                return Err(ParseError {
+                    message: format!("`!` and parentheses nested deeper than {MAX_NESTING}"),
+                    offset: base + pair.as_span().start(),
+                });
+            }
             let primary = inner
                 .into_iter()
                 .find(|p| p.as_rule() == Rule::primary)
                 .ok_or_else(|| bad(&pair, base))?;
-            let mut expr = build(primary, base)?;
+            let mut expr = build(primary, base, depth)?;
             for _ in 0..nots {
                 expr = Expr::Not(Box::new(expr));
             }
@@ -396,7 +422,19 @@ fn build(pair: Pair<'_, Rule>, base: usize) -> Result<Expr, ParseError> {
                 .into_inner()
                 .next()
                 .ok_or_else(|| bad(&pair, base))?;
-            build(inner, base)
+            // A parenthesised expression is one level deeper.
+            let depth = if inner.as_rule() == Rule::or_expr {
+                depth + 1
+            } else {
+                depth
+            };
+            if depth > MAX_NESTING {
+                return Err(ParseError {
+                    message: format!("`!` and parentheses nested deeper than {MAX_NESTING}"),
+                    offset: base + pair.as_span().start(),
+                });
+            }
+            build(inner, base, depth)
         }
         Rule::call => {
             let ident = pair
@@ -485,7 +523,7 @@ impl Template {
                         .next()
                         .ok_or_else(|| bad(&part, 0))?;
                     parts.push(Part::Expr {
-                        expr: build(or, 0)?,
+                        expr: build(or, 0, 0)?,
                         offset,
                     });
                 }
@@ -596,6 +634,33 @@ mod tests {
                 .message
                 .contains("nested")
         );
+    }
+
+    #[test]
+    fn depth_is_bounded_for_every_walker() {
+        // `!` counts as a level, like a parenthesis: 60,000 of them are refused at parse.
+        let nots = format!("{}true", "!".repeat(60_000));
+        let e = Expr::parse_condition(&nots).unwrap_err();
+        assert!(e.message.contains("nested deeper than 32"), "{e:?}");
+        let e = Template::parse(&format!("${{{{ {nots} }}}}")).unwrap_err();
+        assert!(e.message.contains("nested deeper than 32"), "{e:?}");
+        assert_eq!(eval(&format!("{}env.X", "!".repeat(32))), Value::Bool(true));
+        // A long chain of `&&` is one node: parse, eval, walk, clone and drop all run on a
+        // 128 KiB stack (a left-deep tree of 6,000 levels would overflow it).
+        let chain = vec!["env.X"; 6_000].join(" && ");
+        let on_small_stack = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let expr = Expr::parse_condition(&chain).unwrap();
+                assert_eq!(expr.paths().len(), 6_000);
+                let copy = expr.clone();
+                assert_eq!(copy, expr);
+                expr.eval(&TestScope).unwrap()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(on_small_stack, Value::String("x".into()));
     }
 
     #[test]

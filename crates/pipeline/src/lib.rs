@@ -20,6 +20,7 @@ pub mod model;
 pub mod schema;
 pub mod span;
 pub mod stages;
+pub mod suggest;
 pub mod with;
 
 use std::collections::HashSet;
@@ -48,12 +49,26 @@ pub enum Error {
 }
 
 /// Reads and checks a pipeline file.
+///
+/// At most [`MAX_FILE_BYTES`] + 1 bytes are read, so `/dev/zero` or an endless pipe is refused
+/// as too large instead of filling memory.
 pub fn load(path: &Path, catalog: &Catalog) -> Result<Pipeline, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let read_error = |source| Error::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(&path.display().to_string(), &text, catalog).map_err(|d| Error::Invalid(Box::new(d)))
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(Error::Invalid(Box::new(load::too_large(&file))));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))?;
+    parse(&file, &text, catalog).map_err(|d| Error::Invalid(Box::new(d)))
 }
 
 /// A checked pipeline.
@@ -79,6 +94,15 @@ impl Pipeline {
             dag::ancestors(&self.finally, id)
         } else {
             dag::ancestors(&self.stages, id)
+        }
+    }
+
+    /// Whether stage `id` needs `target`, directly or not (within its section).
+    pub fn needs_transitively(&self, id: &str, target: &str) -> bool {
+        if self.finally.contains_key(id) {
+            dag::needs_transitively(&self.finally, id, target)
+        } else {
+            dag::needs_transitively(&self.stages, id, target)
         }
     }
 

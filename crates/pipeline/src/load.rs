@@ -9,13 +9,27 @@ use serde_yaml::Value as Yaml;
 
 use crate::diag::{Diagnostics, Problem};
 use crate::expr::{Expr, Reference, Template};
-use crate::model::{MarkerSpec, RetriesSpec, Scalar, StageFile, TemplateSpec, Upstream};
+use crate::model::{MarkerSpec, Needs, RetriesSpec, Scalar, StageFile, TemplateSpec, Upstream};
 use crate::span::{NodeSpan, Pos, SpanIndex, YamlPath};
 use crate::with::Catalog;
 use crate::{Pipeline, Retries, Stage};
 
 /// Largest pipeline file accepted.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// The keys of a stage, as written.
+const STAGE_KEYS: &[&str] = &[
+    "uses",
+    "with",
+    "needs",
+    "if",
+    "env",
+    "timeout",
+    "retries",
+    "continue-on-error",
+    "outputs",
+    "description",
+];
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -49,6 +63,29 @@ pub fn parse(file: &str, text: &str, catalog: &Catalog) -> Result<Pipeline, Diag
         source: text.to_owned(),
         problems,
     })
+}
+
+/// The diagnostics of a file over [`MAX_FILE_BYTES`] (its text is not kept).
+pub(crate) fn too_large(file: &str) -> Diagnostics {
+    Diagnostics {
+        file: file.to_owned(),
+        source: String::new(),
+        problems: vec![too_large_problem()],
+    }
+}
+
+fn too_large_problem() -> Problem {
+    let pos = Pos {
+        line: 1,
+        col: 1,
+        offset: 0,
+        len: 0,
+    };
+    Problem::at(
+        pos,
+        format!("file is larger than {MAX_FILE_BYTES} bytes"),
+        "here",
+    )
 }
 
 /// Deepest nesting of `[`/`{` let through to the YAML parser (whose scanner slows down
@@ -173,12 +210,17 @@ impl<'a> Checker<'a> {
                     self.at_value(&at)
                 };
                 let label = if unknown { "unknown key" } else { "here" };
+                let help = crate::suggest::for_unknown_field(&message);
                 let message = if at.0.is_empty() {
                     message
                 } else {
                     format!("{at}: {message}")
                 };
-                self.problem(Problem::at(pos, message, label));
+                let mut problem = Problem::at(pos, message, label);
+                if let Some(help) = help {
+                    problem = problem.with_help(help);
+                }
+                self.problem(problem);
                 None
             }
         }
@@ -186,17 +228,7 @@ impl<'a> Checker<'a> {
 
     fn run(&mut self, file: &str) -> Option<Pipeline> {
         if self.text.len() > MAX_FILE_BYTES {
-            let pos = Pos {
-                line: 1,
-                col: 1,
-                offset: 0,
-                len: 0,
-            };
-            self.problem(Problem::at(
-                pos,
-                format!("file is larger than {MAX_FILE_BYTES} bytes"),
-                "here",
-            ));
+            self.problem(too_large_problem());
             return None;
         }
         if let Some(offset) = too_deep(self.text) {
@@ -334,9 +366,11 @@ impl<'a> Checker<'a> {
                 }
                 other => {
                     let pos = self.at_key(&path);
+                    let help = crate::suggest::did_you_mean(other, TOP_KEYS.iter().copied())
+                        .unwrap_or_else(|| format!("expected one of: {}", TOP_KEYS.join(", ")));
                     self.problem(
                         Problem::at(pos, format!("unknown key `{other}`"), "unknown key")
-                            .with_help(format!("expected one of: {}", TOP_KEYS.join(", "))),
+                            .with_help(help),
                     );
                 }
             }
@@ -477,30 +511,32 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
-        let file: StageFile = self.typed(value, path)?;
-        let mut ok = true;
+        let file: StageFile = match value {
+            Yaml::Mapping(map) => self.stage_fields(id, map, path)?,
+            _ => self.typed(value, path)?,
+        };
         let with = file.with.clone().unwrap_or(Yaml::Null);
         match self.catalog.get(&file.uses) {
+            // A missing or mistyped `uses` is reported already.
+            None if file.uses.is_empty() => {}
             None => {
-                ok = false;
                 let pos = self.at_value(&path.key("uses"));
+                let names = self.catalog.names();
+                let help = crate::suggest::did_you_mean(&file.uses, names.iter().copied())
+                    .unwrap_or_else(|| format!("expected one of: {}", names.join(", ")));
                 self.problem(
                     Problem::at(
                         pos,
                         format!("unknown stage type `{}`", file.uses),
                         "unknown stage type",
                     )
-                    .with_help(format!(
-                        "expected one of: {}",
-                        self.catalog.names().join(", ")
-                    )),
+                    .with_help(help),
                 );
             }
             Some(spec) => {
                 if let Err(error) = spec.check_with(&with)
                     && !is_deferred(&with, &error)
                 {
-                    ok = false;
                     let mut at = path.key("with");
                     at.0.extend(error.path.0.iter().cloned());
                     let pos = if error.at_key {
@@ -516,11 +552,15 @@ impl<'a> Checker<'a> {
                             error.path, file.uses, error.message
                         )
                     };
-                    self.problem(Problem::at(
+                    let mut problem = Problem::at(
                         pos,
                         shown,
                         if error.at_key { "unknown key" } else { "here" },
-                    ));
+                    );
+                    if let Some(help) = crate::suggest::for_unknown_field(&error.message) {
+                        problem = problem.with_help(help);
+                    }
+                    self.problem(problem);
                 }
             }
         }
@@ -529,7 +569,6 @@ impl<'a> Checker<'a> {
             Some(text) => match humantime::parse_duration(text) {
                 Ok(d) if !d.is_zero() => Some(d),
                 Ok(_) | Err(_) => {
-                    ok = false;
                     let pos = self.at_value(&path.key("timeout"));
                     self.problem(
                         Problem::at(pos, format!("invalid timeout `{text}`"), "not a duration")
@@ -560,7 +599,6 @@ impl<'a> Checker<'a> {
                         match humantime::parse_duration(text) {
                             Ok(v) => *slot = v,
                             Err(_) => {
-                                ok = false;
                                 let pos = self.at_value(&path.key("retries").key(key));
                                 self.problem(Problem::at(
                                     pos,
@@ -579,7 +617,6 @@ impl<'a> Checker<'a> {
             Some(text) => match Expr::parse_condition(text) {
                 Ok(expr) => Some((text.clone(), expr)),
                 Err(error) => {
-                    ok = false;
                     let at = path.key("if");
                     let pos = self.locate(&at, text, error.offset);
                     self.problem(Problem::at(
@@ -596,14 +633,8 @@ impl<'a> Checker<'a> {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_text()))
             .collect();
-        if !self.check_env(&env, &path.key("env")) {
-            ok = false;
-        }
-        if !self.check_templates(&with, &path.key("with")) {
-            ok = false;
-        }
-        let _ = section;
-        let _ = ok;
+        self.check_env(&env, &path.key("env"));
+        self.check_templates(&with, &path.key("with"));
         Some(Stage {
             id: id.to_owned(),
             uses: file.uses.clone(),
@@ -620,6 +651,82 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// A stage's keys one by one, so that one bad key does not hide the others' problems
+    /// (`retires:` must not hide a bad `with`; `retries: two` must not hide a bad `timeout`).
+    /// A key that fails keeps its default; a stage with no `uses` gets an empty one.
+    fn stage_fields(
+        &mut self,
+        id: &str,
+        map: &serde_yaml::Mapping,
+        path: &YamlPath,
+    ) -> Option<StageFile> {
+        let mut file = StageFile {
+            uses: String::new(),
+            with: None,
+            needs: Needs::None,
+            if_: None,
+            env: IndexMap::new(),
+            timeout: None,
+            retries: None,
+            continue_on_error: false,
+            outputs: Vec::new(),
+            description: None,
+        };
+        let mut has_uses = false;
+        for (key, value) in map {
+            let Some(key) = key.as_str() else {
+                let pos = self.at_value(path);
+                self.problem(Problem::at(pos, "stage keys must be strings", "here"));
+                continue;
+            };
+            let at = path.key(key);
+            match key {
+                "uses" => {
+                    has_uses = true;
+                    if let Some(uses) = self.typed::<String>(value, &at) {
+                        file.uses = uses;
+                    }
+                }
+                "with" => file.with = self.typed::<Option<Yaml>>(value, &at).flatten(),
+                "needs" => file.needs = self.typed(value, &at).unwrap_or_default(),
+                "if" => file.if_ = self.typed::<Option<String>>(value, &at).flatten(),
+                "env" => file.env = self.typed(value, &at).unwrap_or_default(),
+                "timeout" => file.timeout = self.typed::<Option<String>>(value, &at).flatten(),
+                "retries" => file.retries = self.typed::<Option<RetriesSpec>>(value, &at).flatten(),
+                "continue-on-error" => {
+                    file.continue_on_error = self.typed(value, &at).unwrap_or_default()
+                }
+                "outputs" => file.outputs = self.typed(value, &at).unwrap_or_default(),
+                "description" => {
+                    file.description = self.typed::<Option<String>>(value, &at).flatten()
+                }
+                other => {
+                    let pos = self.at_key(&at);
+                    let help = crate::suggest::did_you_mean(other, STAGE_KEYS.iter().copied())
+                        .unwrap_or_else(|| format!("expected one of: {}", STAGE_KEYS.join(", ")));
+                    self.problem(
+                        Problem::at(
+                            pos,
+                            format!("unknown key `{other}` in stage `{id}`"),
+                            "unknown key",
+                        )
+                        .with_help(help),
+                    );
+                }
+            }
+        }
+        if !has_uses {
+            let pos = self.at_key(path);
+            self.problem(
+                Problem::at(pos, format!("stage `{id}` has no `uses`"), "here").with_help(format!(
+                    "name its type, one of: {}",
+                    self.catalog.names().join(", ")
+                )),
+            );
+        }
+        Some(file)
+    }
+
     /// Position of byte `offset` inside the string value at `path`.
     fn locate(&self, path: &YamlPath, value: &str, offset: usize) -> Pos {
         let Some(node) = self.spans.get(path).copied() else {
@@ -628,11 +735,9 @@ impl<'a> Checker<'a> {
         locate_in_value(self.text, &self.lines, &node, value, offset)
     }
 
-    fn check_env(&mut self, env: &IndexMap<String, String>, path: &YamlPath) -> bool {
-        let mut ok = true;
+    fn check_env(&mut self, env: &IndexMap<String, String>, path: &YamlPath) {
         for (key, value) in env {
             if let Err(error) = Template::parse(value) {
-                ok = false;
                 let pos = self.locate(&path.key(key), value, error.offset);
                 self.problem(Problem::at(
                     pos,
@@ -641,42 +746,35 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        ok
     }
 
     /// Parses every string inside a `with` block.
-    fn check_templates(&mut self, value: &Yaml, path: &YamlPath) -> bool {
+    fn check_templates(&mut self, value: &Yaml, path: &YamlPath) {
         match value {
-            Yaml::String(s) => match Template::parse(s) {
-                Ok(_) => true,
-                Err(error) => {
+            Yaml::String(s) => {
+                if let Err(error) = Template::parse(s) {
                     let pos = self.locate(path, s, error.offset);
                     self.problem(Problem::at(
                         pos,
                         format!("`{path}`: {}", error.message),
                         "here",
                     ));
-                    false
                 }
-            },
+            }
             Yaml::Sequence(items) => {
-                let mut ok = true;
                 for (i, item) in items.iter().enumerate() {
-                    ok &= self.check_templates(item, &path.index(i));
+                    self.check_templates(item, &path.index(i));
                 }
-                ok
             }
             Yaml::Mapping(map) => {
-                let mut ok = true;
                 for (k, v) in map {
                     if let Some(k) = k.as_str() {
-                        ok &= self.check_templates(v, &path.key(k));
+                        self.check_templates(v, &path.key(k));
                     }
                 }
-                ok
             }
             Yaml::Tagged(t) => self.check_templates(&t.value, path),
-            _ => true,
+            _ => {}
         }
     }
 
@@ -713,15 +811,16 @@ impl<'a> Checker<'a> {
                     );
                 } else if !ids.contains(need.as_str()) {
                     let pos = self.at_value(&at);
-                    let mut known: Vec<&str> = ids.iter().copied().filter(|s| s != id).collect();
-                    known.sort_unstable();
+                    let help =
+                        crate::suggest::did_you_mean(need, ids.iter().copied().filter(|s| s != id))
+                            .unwrap_or_else(|| known_stages(ids, id));
                     self.problem(
                         Problem::at(
                             pos,
                             format!("stage `{id}` needs `{need}`, which is not a stage"),
                             "no such stage",
                         )
-                        .with_help(format!("known stages: {}", known.join(", "))),
+                        .with_help(help),
                     );
                 }
             }
@@ -767,7 +866,6 @@ impl<'a> Checker<'a> {
                 Section::Main
             };
             let base = YamlPath::root().key(section.key()).key(stage.id.as_str());
-            let ancestors = pipeline.ancestors(&stage.id);
             let mut sites: Vec<Site> = Vec::new();
             if let Some((text, expr)) = &stage.condition {
                 sites.push((base.key("if"), text.clone(), owned_paths(expr)));
@@ -789,9 +887,9 @@ impl<'a> Checker<'a> {
                         Ok(Reference::StageOutput {
                             stage: target,
                             output,
-                        }) => self.stage_ref(stage, &target, Some(&output), &by_id, &ancestors),
+                        }) => self.stage_ref(pipeline, stage, &target, Some(&output), &by_id),
                         Ok(Reference::StageResult { stage: target }) => {
-                            self.stage_ref(stage, &target, None, &by_id, &ancestors)
+                            self.stage_ref(pipeline, stage, &target, None, &by_id)
                         }
                         Ok(_) => None,
                     };
@@ -841,19 +939,21 @@ impl<'a> Checker<'a> {
 
     fn stage_ref(
         &self,
+        pipeline: &Pipeline,
         from: &Stage,
         target: &str,
         output: Option<&str>,
         by_id: &HashMap<&str, &Stage>,
-        ancestors: &HashSet<String>,
     ) -> Option<(String, Option<String>)> {
         let Some(target_stage) = by_id.get(target) else {
-            return Some((format!("unknown stage `{target}`"), None));
+            let help = crate::suggest::did_you_mean(target, by_id.keys().copied());
+            return Some((format!("unknown stage `{target}`"), help));
         };
         if target == from.id {
             return Some((String::from("a stage cannot read itself"), None));
         }
-        let runs_before = ancestors.contains(target) || (from.finally && !target_stage.finally);
+        let runs_before = (from.finally && !target_stage.finally)
+            || pipeline.needs_transitively(&from.id, target);
         if !runs_before {
             return Some((
                 format!("stage `{target}` is not in the `needs` of `{}`", from.id),
@@ -885,6 +985,22 @@ impl<'a> Checker<'a> {
         }
         None
     }
+}
+
+/// Most stage ids listed in a hint (a long list helps nobody, and costs a line per problem).
+const MAX_LISTED_STAGES: usize = 20;
+
+/// `known stages: a, b, …` (other than `id`), cut after [`MAX_LISTED_STAGES`].
+fn known_stages(ids: &HashSet<&str>, id: &str) -> String {
+    let mut known: Vec<&str> = ids.iter().copied().filter(|s| *s != id).collect();
+    known.sort_unstable();
+    let more = known.len().saturating_sub(MAX_LISTED_STAGES);
+    known.truncate(MAX_LISTED_STAGES);
+    let mut text = format!("known stages: {}", known.join(", "));
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
 }
 
 /// A string holding expressions: where it is, its text, and its paths with their offsets.
