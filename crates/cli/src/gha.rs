@@ -29,6 +29,8 @@ impl Gha {
     pub fn detect(forced: bool) -> Self {
         let env = Environment::from_process();
         let on = forced || env.actions;
+        // Data printed from here on is shielded from the runner's command parsing.
+        crate::output::set_github(on);
         Self { env, on }
     }
 

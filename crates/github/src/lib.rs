@@ -10,11 +10,17 @@
 //!   saying how many were left out.
 //! - [`group`], [`end_group`], [`add_mask`]: the log commands, escaped as the runner expects.
 //! - [`Environment`]: whether we run inside Actions and where its files are.
+//! - [`StopCommands`]: a block of untrusted text (stage logs, test output, anything read from
+//!   the app) that the runner reads without processing workflow commands.
+//! - [`runner`]: the runner's rules for reading commands from a log, so tests can check what
+//!   a real runner would do with Uplift's output.
 //!
 //! Every function returns the text to print; the binary decides where it goes.
 
 mod commands;
 mod outputs;
+pub mod runner;
+mod stop;
 mod summary;
 
 pub use commands::{
@@ -22,6 +28,7 @@ pub use commands::{
     escape_data, escape_property, group,
 };
 pub use outputs::{Outputs, parse_outputs, random_delimiter};
+pub use stop::StopCommands;
 pub use summary::{SUMMARY_LIMIT, StepSummary};
 
 use std::path::PathBuf;

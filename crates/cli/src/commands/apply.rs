@@ -53,12 +53,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     if !global.quiet {
         let written = outcome.files_changed;
         match &outcome.commit {
-            Some(commit) => eprintln!(
+            Some(commit) => errln!(
                 "applied: {written} change(s) committed as {} on branch {}",
                 &commit[..commit.len().min(12)],
                 args.branch.as_deref().unwrap_or_default()
             ),
-            None => eprintln!("applied: {written} change(s) written"),
+            None => errln!("applied: {written} change(s) written"),
         }
     }
     if let Some(path) = &args.pr_body {
@@ -71,7 +71,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         })?;
     }
     if prepared.plan.has_conflicts() && !args.allow_conflicts {
-        eprintln!(
+        errln!(
             "{} conflict(s) remain: resolve the markers, or rerun with --allow-conflicts to accept this",
             prepared.plan.summary.conflicts
         );

@@ -291,13 +291,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         _ => error,
     })?;
     match args.format {
-        Format::Text if !global.quiet => print!("{}", check.text()),
+        Format::Text if !global.quiet => out!("{}", check.text()),
         Format::Text => {}
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&check.json()).unwrap_or_default()
+        Format::Json => crate::output::write_json(
+            &serde_json::to_string_pretty(&check.json()).unwrap_or_default(),
         ),
-        Format::Markdown => print!("{}", check.markdown()),
+        Format::Markdown => out!("{}", check.markdown()),
     }
     if gha.on {
         if let Some(prepared) = &check.prepared {

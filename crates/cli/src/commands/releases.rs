@@ -51,7 +51,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
             })
             .collect();
         let doc = serde_json::json!({ "source": upstream.describe(), "current": current, "releases": list });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        crate::output::write_json(&serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(Exit::Success);
     }
     for release in releases.all() {
@@ -63,8 +63,8 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
             marks.push("latest");
         }
         match marks.is_empty() {
-            true => println!("{}", release.version),
-            false => println!("{}  ({})", release.version, marks.join(", ")),
+            true => outln!("{}", release.version),
+            false => outln!("{}  ({})", release.version, marks.join(", ")),
         }
     }
     Ok(Exit::Success)

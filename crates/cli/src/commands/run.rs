@@ -122,7 +122,11 @@ pub fn plan_pipeline_file(
     };
     let plan = uplift_exec::plan_pipeline(&pipeline, &uplift_stages::registry(), &options)
         .map_err(exec_error)?;
-    print!("{}", uplift_exec::render_plan(&plan, format));
+    let text = uplift_exec::render_plan(&plan, format);
+    match format {
+        PlanFormat::Json => crate::output::write_json(text.trim_end()),
+        _ => out!("{text}"),
+    }
     Ok(if plan.is_clean() {
         Exit::Success
     } else {
@@ -313,30 +317,30 @@ async fn print_events(
                 }
                 Event::StageFinished(s) => {
                     let lines = held.remove(&s.stage).unwrap_or_default();
+                    let mut text = uplift_github::group(&format!(
+                        "{} ({}, {} in {})",
+                        s.stage,
+                        s.uses,
+                        s.result.as_str(),
+                        seconds(s.duration_ms)
+                    ));
+                    text.push('\n');
+                    // The stage's own lines are untrusted: inside a stop-commands block, so
+                    // they can neither forge commands nor close the group.
+                    text.push_str(&shielded(&lines.join("\n")));
+                    text.push_str(&uplift_github::end_group());
+                    text.push('\n');
                     let mut err = std::io::stderr().lock();
-                    let _ = writeln!(
-                        err,
-                        "{}",
-                        uplift_github::group(&format!(
-                            "{} ({}, {} in {})",
-                            s.stage,
-                            s.uses,
-                            s.result.as_str(),
-                            seconds(s.duration_ms)
-                        ))
-                    );
-                    for line in lines {
-                        let _ = writeln!(err, "{line}");
-                    }
-                    let _ = writeln!(err, "{}", uplift_github::end_group());
+                    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
                 }
                 _ => {}
             }
         }
         if json {
             if let Ok(line) = serde_json::to_string(&event) {
+                // A run goes on whoever reads its events: a closed stdout is ignored.
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
+                let _ = writeln!(out, "{}", crate::output::json_safe(&line));
                 let _ = out.flush();
             }
             continue;
@@ -354,7 +358,14 @@ async fn print_events(
                 _ => None,
             });
         }
-        progress.suspend(|| print_text_event(&event, quiet, width));
+        if let Some(text) = text_event(&event, quiet, width) {
+            // Reasons and messages may quote a stage's output: shielded inside Actions.
+            let text = if github { shielded(&text) } else { text };
+            progress.suspend(|| {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+            });
+        }
     }
     progress.clear_stage(None);
 }
@@ -383,9 +394,21 @@ fn progress_update(event: &Event) -> Option<Update<'_>> {
     }
 }
 
-/// Prints one event of the text format to stderr.
-fn print_text_event(event: &Event, quiet: bool, width: usize) {
-    let mut err = std::io::stderr().lock();
+/// Untrusted text for the Actions runner's log: inside a fresh `::stop-commands::` block.
+fn shielded(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    match uplift_github::StopCommands::new() {
+        Ok(block) => block.wrap(text),
+        Err(error) => format!("uplift: output withheld (no random token: {error})\n"),
+    }
+}
+
+/// The text of one event in the text format (for stderr), if it shows.
+fn text_event(event: &Event, quiet: bool, width: usize) -> Option<String> {
+    let mut err = String::new();
+    use std::fmt::Write as _;
     let _ = match event {
         Event::RunStarted {
             run_id,
@@ -440,8 +463,9 @@ fn print_text_event(event: &Event, quiet: bool, width: usize) {
                 "uplift: cancelling: no new stage starts, running ones are stopped (signal again to force)"
             )
         }
-        _ => Ok(()),
+        _ => return None,
     };
+    Some(err)
 }
 
 fn result_text(s: &StageSummary) -> String {
@@ -478,7 +502,8 @@ fn print_summary(report: &RunReport) {
     let w0 = rows.iter().map(|r| r.0.len()).chain([5]).max().unwrap_or(5);
     let w1 = rows.iter().map(|r| r.1.len()).chain([6]).max().unwrap_or(6);
     let w2 = rows.iter().map(|r| r.2.len()).chain([8]).max().unwrap_or(8);
-    let mut out = std::io::stdout().lock();
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<w0$}  {:<w1$}  {:>w2$}  note",
@@ -498,4 +523,6 @@ fn print_summary(report: &RunReport) {
         seconds(report.duration.as_millis() as u64),
         report.run_id
     );
+    // Stage reasons may quote stage output: shielded inside Actions; a closed stdout is ignored.
+    crate::output::write_stdout_lossy(out);
 }

@@ -1,0 +1,182 @@
+//! The binary's output read as the Actions runner reads it (`uplift_github::runner`, written from
+//! actions/runner's `ActionCommandManager`): untrusted text (stage output, file names and
+//! contents from the app or the upstream) never becomes a workflow command; Uplift's own
+//! commands (masks, groups, annotations) still do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::process::Output;
+
+use common::*;
+use uplift_github::runner::Runner;
+
+/// Runs `command` as a step inside Actions (temp output and summary files).
+fn in_actions(command: &mut std::process::Command, dir: &std::path::Path) -> Output {
+    let output = dir.join("github_output");
+    let summary = dir.join("step_summary");
+    if !output.exists() {
+        fs::write(&output, "").unwrap();
+    }
+    if !summary.exists() {
+        fs::write(&summary, "").unwrap();
+    }
+    run(command
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary))
+}
+
+/// What the runner makes of a step's two streams (stderr first: Uplift prints its commands
+/// and logs there, and its data on stdout after them).
+fn runner_reads(output: &Output) -> Runner {
+    Runner::read(&format!("{}{}", stderr(output), stdout(output)))
+}
+
+const HOSTILE: &str = r#"name: hostile
+stages:
+  evil:
+    uses: run
+    with:
+      run: |
+        echo '::set-output name=image::evil'
+        echo '::error title=forged::pwned'
+        echo '::endgroup::'
+        echo '::stop-commands::attacker'
+        echo '::attacker::'
+        echo '  ##[set-output name=legacy;]y'
+        echo '::add-mask::evil'
+        echo '::stop-commands::forever'
+        echo 'plain line'
+  after:
+    uses: run
+    needs: evil
+    with:
+      run: "echo '::warning file=x.ts::forged too'; exit 1"
+"#;
+
+#[test]
+fn a_stage_cannot_issue_workflow_commands() {
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("p.yml"), HOSTILE).unwrap();
+    let output = in_actions(
+        uplift()
+            .current_dir(work.path())
+            .args(["run", "-p", "p.yml", "--jobs", "1"]),
+        work.path(),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let runner = runner_reads(&output);
+    let names: Vec<&str> = runner.commands.iter().map(|c| c.name.as_str()).collect();
+    assert!(!runner.stopped, "commands left switched off: {names:?}");
+    assert_eq!(runner.named("set-output").count(), 0, "{names:?}");
+    assert_eq!(runner.named("add-mask").count(), 0, "{names:?}");
+    // Every annotation processed is Uplift's own (titled after the failed stage).
+    let annotations: Vec<_> = runner
+        .commands
+        .iter()
+        .filter(|c| ["error", "warning", "notice"].contains(&c.name.as_str()))
+        .collect();
+    assert_eq!(annotations.len(), 1, "{annotations:?}");
+    assert_eq!(
+        annotations[0].properties,
+        vec![("title".to_string(), "stage after (run) failed".to_string())]
+    );
+    // Groups stay balanced: one per stage, each closed by Uplift, not by the stage.
+    assert_eq!(runner.named("group").count(), 2, "{names:?}");
+    assert_eq!(runner.named("endgroup").count(), 2, "{names:?}");
+    // The stage's lines are still in the log, as text.
+    let err = stderr(&output);
+    assert!(err.contains("\nplain line\n"), "{err}");
+    assert!(err.contains("::set-output name=image::evil"), "{err}");
+}
+
+/// An upstream whose 2.0.0 adds a file named like a legacy command, holding command lines.
+fn hostile_upstream() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for release in ["1.0.0", "2.0.0"] {
+        let root = dir.path().join("upstream").join(release);
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("README.md"), format!("release {release}\n")).unwrap();
+    }
+    fs::write(
+        dir.path().join("upstream/2.0.0/##[error]forged.txt"),
+        " ::error::from a file's content\n::set-output name=x::y\n",
+    )
+    .unwrap();
+    let app = dir.path().join("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("README.md"), "release 1.0.0\n").unwrap();
+    fs::write(app.join("backstage.json"), "{\"version\": \"1.0.0\"}\n").unwrap();
+    dir
+}
+
+#[test]
+fn plans_of_hostile_files_forge_nothing_and_json_keeps_its_meaning() {
+    let dir = hostile_upstream();
+    let upstream = format!("dir:{}", dir.path().join("upstream").display());
+    let app = dir.path().join("app");
+    for format in ["text", "patch", "markdown", "json"] {
+        let output = in_actions(
+            uplift().args([
+                "plan",
+                "--upstream",
+                &upstream,
+                "--app",
+                app.to_str().unwrap(),
+                "--format",
+                format,
+            ]),
+            dir.path(),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let runner = runner_reads(&output);
+        let forged: Vec<_> = runner
+            .commands
+            .iter()
+            .filter(|c| !["stop-commands", "resume"].contains(&c.name.as_str()))
+            .collect();
+        assert!(
+            forged.is_empty(),
+            "{format}: {forged:?}\n{}",
+            stdout(&output)
+        );
+        assert!(!runner.stopped, "{format}");
+        if format == "json" {
+            // Not wrapped (it stays one JSON document for `| jq`), and the same data.
+            let plan: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+            let paths: Vec<&str> = plan["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap())
+                .collect();
+            assert!(paths.contains(&"##[error]forged.txt"), "{paths:?}");
+        } else {
+            assert!(
+                stdout(&output).contains("##[error]forged.txt"),
+                "{format}: the file is still named"
+            );
+        }
+    }
+    // Written to a regular file, the data is exactly the data (no block lines).
+    let file = fs::File::create(dir.path().join("plan.md")).unwrap();
+    let output = in_actions(
+        uplift()
+            .args([
+                "plan",
+                "--upstream",
+                &upstream,
+                "--app",
+                app.to_str().unwrap(),
+                "--format",
+                "markdown",
+            ])
+            .stdout(file),
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let written = fs::read_to_string(dir.path().join("plan.md")).unwrap();
+    assert!(!written.contains("::stop-commands::"), "{written}");
+}
