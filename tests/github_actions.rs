@@ -303,8 +303,18 @@ fn check_in_actions_caps_a_huge_summary_and_the_conflict_annotations() {
     // Data read from the app and the upstream comes inside a stop-commands block.
     let out = stdout(&output);
     let mut lines = out.lines();
-    assert!(lines.next().unwrap().starts_with("::stop-commands::uplift-"));
-    assert!(lines.next().unwrap().starts_with("upgrade available: 1.0.0 -> 2.0.0"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("::stop-commands::uplift-")
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("upgrade available: 1.0.0 -> 2.0.0")
+    );
 
     // 15 conflicts: 10 annotations at the first marker line, then one line for the rest.
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("::warning")).collect();

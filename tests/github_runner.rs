@@ -180,3 +180,43 @@ fn plans_of_hostile_files_forge_nothing_and_json_keeps_its_meaning() {
     let written = fs::read_to_string(dir.path().join("plan.md")).unwrap();
     assert!(!written.contains("::stop-commands::"), "{written}");
 }
+
+/// A step summary file already holding 910 KB from earlier steps: Uplift's summary of 3,000
+/// conflicts is cut to the room left under GitHub's 1 MiB, lists conflicts first, and stays
+/// valid markdown (no code fence left open), with the note saying what was cut.
+#[test]
+fn summary_is_cut_to_the_room_earlier_steps_left() {
+    let dir = many_conflicts(3_000);
+    let upstream = format!("dir:{}", dir.path().join("upstream").display());
+    let line = "log line of an earlier step .........................................\n";
+    let earlier = format!(
+        "## Earlier step\n\n```text\n{}```\n",
+        line.repeat(910_000 / 70)
+    );
+    assert!(earlier.len() >= 910_000, "{}", earlier.len());
+    fs::write(dir.path().join("step_summary"), &earlier).unwrap();
+    let output = in_actions(
+        uplift()
+            .args(["check", "--plan", "--upstream", &upstream, "--app"])
+            .arg(dir.path().join("app")),
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let summary = fs::read_to_string(dir.path().join("step_summary")).unwrap();
+    assert!(summary.len() <= 1024 * 1024, "{} bytes", summary.len());
+    let ours = &summary[earlier.len()..];
+    assert!(ours.len() > 100_000, "the room is used: {}", ours.len());
+    assert!(
+        ours.contains("This summary was cut"),
+        "{}",
+        &ours[ours.len() - 500..]
+    );
+    // Conflicts first: the first file Uplift names is a conflicting one.
+    let first_item = ours.lines().find(|l| l.contains("module-")).unwrap();
+    assert!(first_item.contains("conflict"), "{first_item}");
+    let fences = ours
+        .lines()
+        .filter(|l| l.trim_start().starts_with("```"))
+        .count();
+    assert_eq!(fences % 2, 0, "an open code fence in {ours}");
+}

@@ -27,6 +27,11 @@ pub struct Args {
     /// FILE, for `gh pr create --body-file FILE`. Written even when conflicts remain.
     #[arg(long, value_name = "FILE")]
     pr_body: Option<std::path::PathBuf>,
+    /// Characters of GitHub's 65,536-character body limit left free for what the workflow
+    /// appends to the body (the weekly workflow appends its test summary, made with
+    /// `run --summary-limit` of the same size).
+    #[arg(long, value_name = "CHARS", default_value_t = crate::gha::PR_BODY_RESERVE, requires = "pr_body")]
+    pr_body_reserve: usize,
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
@@ -64,7 +69,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     if let Some(path) = &args.pr_body {
         let backstage =
             crate::gha::is_backstage(&prepared.plan.source, &args.upgrade.marker.marker_file);
-        let body = crate::gha::pr_body(&prepared, backstage, args.branch.as_deref());
+        let limit = crate::gha::PR_BODY_LIMIT.saturating_sub(args.pr_body_reserve);
+        let body = crate::gha::pr_body(&prepared, backstage, args.branch.as_deref(), limit);
         std::fs::write(path, body).map_err(|e| {
             crate::exit::CliError::from_error(crate::exit::Exit::Environment, &e)
                 .with_hint(format!("--pr-body {} could not be written", path.display()))

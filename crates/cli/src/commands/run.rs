@@ -52,6 +52,11 @@ pub struct Args {
     /// group per stage, annotations, outputs to `$GITHUB_OUTPUT`, the step summary.
     #[arg(long)]
     pub github: bool,
+    /// Most bytes of step summary this run writes (at most GitHub's 1 MiB for the whole file,
+    /// less what earlier steps wrote). The weekly workflow gives its test run the room
+    /// `apply --pr-body-reserve` keeps in the pull-request body.
+    #[arg(long, value_name = "BYTES", default_value_t = uplift_github::SUMMARY_LIMIT)]
+    pub summary_limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -223,7 +228,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
                 (s.id.clone(), work_dir.join(app))
             })
             .collect();
-        crate::gha::finish_run(&gha, &report, &options.secrets, &apps)?;
+        crate::gha::finish_run(&gha, &report, &options.secrets, &apps, args.summary_limit)?;
     }
     Ok(match report.result {
         RunResult::Success => Exit::Success,
