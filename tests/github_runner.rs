@@ -220,3 +220,84 @@ fn summary_is_cut_to_the_room_earlier_steps_left() {
         .count();
     assert_eq!(fences % 2, 0, "an open code fence in {ours}");
 }
+
+/// Every form of a secret Uplift registers with `::add-mask::` (base64, URL-safe base64,
+/// JSON-escaped) is masked in every channel: live output, `--events json`, the run folder's
+/// logs and `events.jsonl`.
+#[test]
+fn derived_secret_forms_are_masked_in_every_channel() {
+    let secret = r#"pa"ss\w?>rd-Zq"#;
+    let work = tempfile::tempdir().unwrap();
+    fs::write(
+        work.path().join("p.yml"),
+        r#"name: forms
+stages:
+  leak:
+    uses: run
+    env:
+      S: ${{ secrets.TOKEN }}
+    with:
+      run: |
+        printf '%s' "$S" | base64
+        printf '%s' "$S" | base64 | tr '+/' '-_'
+        printf '%s' "$S" | base64 | tr '+/' '-_' | tr -d '='
+        printf '{"token": "%s"}\n' "$(printf '%s' "$S" | sed 's/[\\"]/\\&/g')"
+"#,
+    )
+    .unwrap();
+    let forms = uplift_exec::mask::secret_forms(secret);
+    assert_eq!(forms.len(), 5, "{forms:?}");
+    for events in ["text", "json"] {
+        let output = in_actions(
+            uplift()
+                .current_dir(work.path())
+                .args(["run", "-p", "p.yml", "--events", events])
+                .env("UPLIFT_SECRET_TOKEN", secret),
+            work.path(),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let err = stderr(&output);
+        // Every form is registered with the runner, first.
+        for form in &forms {
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with("::add-mask::") && l.ends_with(form.as_str())),
+                "{form} not registered"
+            );
+        }
+        let channels = [
+            ("stdout", stdout(&output)),
+            (
+                "stderr",
+                err.lines()
+                    .filter(|l| !l.starts_with("::add-mask::"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            ("run folder", every_file(&work.path().join(".uplift"))),
+        ];
+        for (channel, text) in &channels {
+            for form in &forms {
+                assert!(
+                    !text.contains(form.as_str()),
+                    "{events}: {form} in {channel}:\n{text}"
+                );
+            }
+        }
+        assert!(
+            channels[2].1.contains("***"),
+            "the log holds the masked lines"
+        );
+    }
+}
+
+/// The text of every file below `dir`.
+fn every_file(dir: &std::path::Path) -> String {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| String::from_utf8_lossy(&fs::read(e.path()).unwrap()).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

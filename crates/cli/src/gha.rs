@@ -311,20 +311,13 @@ pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>, limit
 }
 
 /// The `::add-mask::` lines for every secret and the forms derived from it that tools print
-/// (base64, as in basic-auth headers and Docker configs; JSON-escaped; each line of a multi-line
-/// value).
+/// (`uplift_exec::mask::secret_forms`: base64 and URL-safe base64, as in basic-auth headers
+/// and Docker configs; JSON-escaped; each line of a multi-line value). The run's own masker
+/// hides the same forms in every channel (logs, events, run folder).
 pub fn mask_commands<'a, I: IntoIterator<Item = &'a String>>(secrets: I) -> Vec<String> {
     let mut lines = Vec::new();
     for secret in secrets {
-        let mut forms = vec![secret.clone()];
-        forms.extend(uplift_github::derived_forms(secret));
-        if let Ok(json) = serde_json::to_string(secret) {
-            let inner = json.trim_matches('"').to_string();
-            if inner != *secret {
-                forms.push(inner);
-            }
-        }
-        for form in forms {
+        for form in uplift_exec::mask::secret_forms(secret) {
             for line in uplift_github::add_mask(&form) {
                 if !lines.contains(&line) {
                     lines.push(line);
