@@ -420,7 +420,10 @@ fn run_with_an_upgrade_stage_annotates_conflicts_and_sets_outputs() {
     let outputs = parse_github_output(&fs::read_to_string(&files.output).unwrap());
     assert_eq!(outputs["current"], "1.0.0");
     assert_eq!(outputs["target"], "2.0.0");
+    // The same meanings as `uplift check`: files counted, files listed, regions counted.
     assert_eq!(outputs["conflicts"], "2");
+    assert_eq!(outputs["conflicting-files"], "README.md\nplugins/README.md");
+    assert_eq!(outputs["conflict-regions"], "2");
     assert_eq!(outputs["result"], "success");
     let summary = fs::read_to_string(&files.summary).unwrap();
     assert!(summary.contains("## Upgrade plan (`upgrade`)"), "{summary}");

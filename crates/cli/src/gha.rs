@@ -433,9 +433,9 @@ pub fn finish_run(
         } else if s.outputs.contains_key("to") {
             outputs.set("current", get("from")).map_err(out_err)?;
             outputs.set("target", get("to")).map_err(out_err)?;
-            outputs
-                .set("conflicts", get("conflicting-files"))
-                .map_err(out_err)?;
+            for name in ["conflicts", "conflicting-files", "conflict-regions"] {
+                outputs.set(name, get(name)).map_err(out_err)?;
+            }
         }
         let log = stage_log(report, &s.stage);
         let conflicts = conflicts_in_log(&log);
@@ -628,6 +628,22 @@ pub fn finish_run(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn code_spans_show_backticks_in_file_names() {
+        use pulldown_cmark::{Event, Parser};
+        for name in [
+            "a`b.ts", "x``y", "`lead.ts", "trail`", "` both `", "plain.ts", " sp",
+        ] {
+            let spans: Vec<String> = Parser::new(&format!("- {}", code(name)))
+                .filter_map(|e| match e {
+                    Event::Code(c) => Some(c.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(spans, vec![name.to_string()], "{}", code(name));
+        }
+    }
 
     #[test]
     fn forced_turns_it_on() {

@@ -144,7 +144,8 @@ impl StepSummary {
     pub fn write(&self, path: &std::path::Path) -> Result<(), crate::Error> {
         let used = std::fs::metadata(path).map_or(0, |m| m.len());
         let used = usize::try_from(used).unwrap_or(usize::MAX);
-        let text = self.render_within(SUMMARY_LIMIT.saturating_sub(used));
+        // One byte kept for the newline `append` adds after an unterminated last line.
+        let text = self.render_within(SUMMARY_LIMIT.saturating_sub(used).saturating_sub(1));
         if text.is_empty() {
             return Ok(());
         }

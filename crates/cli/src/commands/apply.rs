@@ -20,7 +20,8 @@ pub struct Args {
     /// Exit 0 even when conflicts remain (their markers are written either way).
     #[arg(long)]
     allow_conflicts: bool,
-    /// What to print: the plan as text (default) or JSON (the same document as `plan`).
+    /// What to print once applied: the plan as `text` (default), `json` (the same document as
+    /// `plan --format json`), `markdown` or `patch`.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write a pull-request body (markdown: from/to, conflicts first, release links, plan) to

@@ -36,7 +36,8 @@ pub struct Args {
     /// A file of `NAME=VALUE` secrets (besides `UPLIFT_SECRET_NAME` variables).
     #[arg(long, value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
-    /// Seconds between SIGTERM and SIGKILL when a stage is stopped.
+    /// Seconds between SIGTERM and SIGKILL when a stage is stopped (10; inside GitHub Actions 5
+    /// unless given, since the runner's own SIGKILL follows its SIGINT by about 7.5 s).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub grace: f64,
     /// The folder stages run in (default: the current folder); its `.uplift/` holds the lock and runs.
