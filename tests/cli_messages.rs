@@ -97,3 +97,47 @@ fn an_output_file_without_a_final_newline_is_not_corrupted() {
         "{parsed:?}"
     );
 }
+
+#[test]
+fn a_backtick_in_a_file_name_keeps_its_code_span() {
+    use pulldown_cmark::{Event, Options, Parser};
+    let dir = tempfile::tempdir().unwrap();
+    for release in ["1.0.0", "2.0.0"] {
+        let root = dir.path().join("up").join(release);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("README.md"), format!("{release}\n")).unwrap();
+    }
+    let odd = ["odd`name.md", "``double``.md", "`lead.md"];
+    for name in odd {
+        std::fs::write(dir.path().join("up/2.0.0").join(name), "new\n").unwrap();
+    }
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("README.md"), "1.0.0\n").unwrap();
+    std::fs::write(app.join("backstage.json"), "{\"version\": \"1.0.0\"}\n").unwrap();
+    let upstream = format!("dir:{}", dir.path().join("up").display());
+    let output = run(uplift()
+        .args([
+            "plan",
+            "--format",
+            "markdown",
+            "--upstream",
+            &upstream,
+            "--app",
+        ])
+        .arg(&app));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let markdown = stdout(&output);
+    let spans: Vec<String> = Parser::new_ext(&markdown, Options::ENABLE_TABLES)
+        .filter_map(|e| match e {
+            Event::Code(c) => Some(c.to_string()),
+            _ => None,
+        })
+        .collect();
+    for name in odd {
+        assert!(
+            spans.iter().any(|s| s == name),
+            "{name} not shown: {spans:?}\n{markdown}"
+        );
+    }
+}
