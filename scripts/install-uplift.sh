@@ -136,6 +136,8 @@ install() {
     build_from_source
     return
   fi
+  # `version: 0.2.0` means the tag v0.2.0.
+  case "$tag" in [0-9]*) tag=v$tag ;; esac
   [ -n "$repository" ] || [ -n "${UPLIFT_DOWNLOAD_BASE:-}" ] || die "UPLIFT_REPOSITORY or UPLIFT_DOWNLOAD_BASE is needed to download $tag"
   base=${UPLIFT_DOWNLOAD_BASE:-https://github.com/$repository/releases/download}
   asset="uplift-$target.tar.gz"

@@ -109,7 +109,7 @@ fn install_checks_the_checksum_and_falls_back_to_a_source_build() {
     let good = format!("{base}/good");
     let output = script(
         &bin,
-        &[("UPLIFT_TAG", "v1.2.3"), ("UPLIFT_DOWNLOAD_BASE", &good)],
+        &[("UPLIFT_TAG", "1.2.3"), ("UPLIFT_DOWNLOAD_BASE", &good)],
         "install",
     );
     assert!(output.status.success(), "{}", stderr(&output));
