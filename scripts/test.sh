@@ -11,7 +11,7 @@ export CARGO_INCREMENTAL=0
 df -h . | tail -n 1 | awk '{print "disk: " $4 " free before the build"}'
 
 # action.yml and the example workflows against GitHub's schemas (vendored by check-jsonschema, offline).
-check-jsonschema --builtin-schema vendor.github-actions action.yml && check-jsonschema --builtin-schema vendor.github-workflows pipelines/github/*.yml
+check-jsonschema --builtin-schema vendor.github-actions action.yml && check-jsonschema --builtin-schema vendor.github-workflows pipelines/github/*.yml .github/workflows/*.yml
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Every test binary runs even when one fails; the totals close the output.

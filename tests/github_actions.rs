@@ -300,7 +300,21 @@ fn check_in_actions_caps_a_huge_summary_and_the_conflict_annotations() {
     );
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(stdout(&output).starts_with("upgrade available: 1.0.0 -> 2.0.0"));
+    // Data read from the app and the upstream comes inside a stop-commands block.
+    let out = stdout(&output);
+    let mut lines = out.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("::stop-commands::uplift-")
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("upgrade available: 1.0.0 -> 2.0.0")
+    );
 
     // 15 conflicts: 10 annotations at the first marker line, then one line for the rest.
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("::warning")).collect();
@@ -406,7 +420,10 @@ fn run_with_an_upgrade_stage_annotates_conflicts_and_sets_outputs() {
     let outputs = parse_github_output(&fs::read_to_string(&files.output).unwrap());
     assert_eq!(outputs["current"], "1.0.0");
     assert_eq!(outputs["target"], "2.0.0");
+    // The same meanings as `uplift check`: files counted, files listed, regions counted.
     assert_eq!(outputs["conflicts"], "2");
+    assert_eq!(outputs["conflicting-files"], "README.md\nplugins/README.md");
+    assert_eq!(outputs["conflict-regions"], "2");
     assert_eq!(outputs["result"], "success");
     let summary = fs::read_to_string(&files.summary).unwrap();
     assert!(summary.contains("## Upgrade plan (`upgrade`)"), "{summary}");

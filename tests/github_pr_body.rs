@@ -186,3 +186,83 @@ fn pr_body_lists_every_conflict_first_with_its_reason() {
     );
     assert!(body.len() < 65_536);
 }
+
+/// 3,000 conflicting files: the body fits GitHub's limit with the reserve kept for the test
+/// summary the weekly workflow appends, lists conflicts first, counts the rest and says where
+/// the full list is, and what is appended after it still renders as markdown.
+#[test]
+fn pr_body_of_3000_conflicts_fits_with_the_appended_test_summary() {
+    let dir = many_conflicts(3_000);
+    let upstream = format!("dir:{}", dir.path().join("upstream").display());
+    let body_file = dir.path().join("body.md");
+    let output = run(uplift()
+        .args(["apply", "--upstream", &upstream, "--app"])
+        .arg(dir.path().join("app"))
+        .args(["--branch", "uplift/2.0.0", "--allow-conflicts", "--pr-body"])
+        .arg(&body_file));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let body = fs::read_to_string(&body_file).unwrap();
+    let reserve = 16_384;
+    assert!(
+        body.chars().count() <= 65_536 - reserve,
+        "{} characters",
+        body.chars().count()
+    );
+    assert!(body.len() > 40_000, "the room is used: {}", body.len());
+    let doc = parse(&body);
+    assert_eq!(
+        doc.headings.get(1).map(String::as_str),
+        Some("Conflicts to resolve")
+    );
+    let items: Vec<&String> = doc
+        .items
+        .iter()
+        .filter(|(h, _)| h == "Conflicts to resolve")
+        .map(|(_, t)| t)
+        .collect();
+    let more = items.last().unwrap();
+    let left: usize = more
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {more}"));
+    assert_eq!(items.len() - 1 + left, 3_000, "{more}");
+    assert!(more.contains("uplift check --plan --format json"), "{more}");
+    assert!(
+        body.ends_with("</details>\n\n"),
+        "{:?}",
+        &body[body.len() - 40..]
+    );
+
+    // The weekly workflow's test run, its summary cut to the reserve, appended to the body.
+    let work = tempfile::tempdir().unwrap();
+    let mut pipeline = String::from("name: tests\nstages:\n");
+    for i in 0..200 {
+        pipeline.push_str(&format!(
+            "  a-test-stage-with-a-rather-long-name-to-fill-the-summary-table-{i:03}: {{ uses: run, with: {{ run: 'true' }} }}\n"
+        ));
+    }
+    fs::write(work.path().join("p.yml"), pipeline).unwrap();
+    let tests_md = work.path().join("tests.md");
+    let output = run(uplift()
+        .current_dir(work.path())
+        .args(["run", "-p", "p.yml", "--github", "--summary-limit"])
+        .arg(reserve.to_string())
+        .env("GITHUB_STEP_SUMMARY", &tests_md)
+        .env("GITHUB_OUTPUT", work.path().join("out")));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let tests = fs::read_to_string(&tests_md).unwrap();
+    assert!(tests.len() <= reserve, "{}", tests.len());
+    assert!(
+        tests.contains("This summary was cut"),
+        "the run's table is cut"
+    );
+    let whole = format!("{body}{tests}");
+    assert!(whole.chars().count() <= 65_536);
+    // The appended heading is a heading, not text inside the `<details>` HTML block.
+    let doc = parse(&whole);
+    assert!(
+        doc.headings.iter().any(|h| h == "Pipeline success"),
+        "{:?}",
+        doc.headings
+    );
+}

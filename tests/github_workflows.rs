@@ -98,10 +98,13 @@ fn action_outputs_are_ones_uplift_writes() {
         "latest",
         "conflicts",
         "conflicting-files",
+        "conflict-regions",
         "result",
         // run
         "image",
         "digest",
+        "run-id",
+        "stage-outputs",
         // the action's own step
         "exit-code",
     ];
@@ -125,12 +128,22 @@ fn action_outputs_are_ones_uplift_writes() {
         "image",
         "digest",
         "result",
+        "run-id",
+        "stage-outputs",
     ] {
         assert!(outputs.contains_key(name), "action.yml lacks output {name}");
     }
-    // The install step is `cargo install --locked` from the action's own source.
+    // Install and resolve go through the one script (tested in tests/install_script.rs), the
+    // cache is keyed by the resolved commit, and nothing uses the empty-in-composite
+    // `github.action_repository`/`github.action_ref`.
     let text = fs::read_to_string(root().join("action.yml")).unwrap();
-    assert!(text.contains("cargo install --locked --path \"$GITHUB_ACTION_PATH\""));
+    assert!(text.contains("bash \"$GITHUB_ACTION_PATH/scripts/install-uplift.sh\" resolve"));
+    assert!(text.contains("bash \"$GITHUB_ACTION_PATH/scripts/install-uplift.sh\" install"));
+    assert!(text.contains("${{ steps.resolve.outputs.commit }}"));
+    assert!(!text.contains("github.action_repository }}"));
+    assert!(!text.contains("github.action_ref }}"));
+    let script = fs::read_to_string(root().join("scripts/install-uplift.sh")).unwrap();
+    assert!(script.contains("cargo install --locked --path \"$action_path\""));
 }
 
 #[test]

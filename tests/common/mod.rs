@@ -190,3 +190,28 @@ pub fn conflicting_app() -> tempfile::TempDir {
     std::fs::remove_file(path.join("scripts/setup.sh")).unwrap();
     app
 }
+
+/// An upstream (`dir:` source, releases 1.0.0 and 2.0.0) and an app at 1.0.0 in which each of
+/// `files` files conflicts: upstream and the app both rewrote its one line. Returns the folder
+/// holding `upstream/` and `app/` (a git repository with everything committed).
+pub fn many_conflicts(files: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    // One folder: creating thousands of folders is slow on a busy disk.
+    let file = |i: usize| format!("packages/app/src/components/generated/module-{i:05}.ts");
+    for (release, body) in [("1.0.0", "base"), ("2.0.0", "upstream")] {
+        for i in 0..files {
+            let path = dir.path().join("upstream").join(release).join(file(i));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("export const value = '{body} {i}';\n")).unwrap();
+        }
+    }
+    let app = dir.path().join("app");
+    for i in 0..files {
+        let path = app.join(file(i));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("export const value = 'app {i}';\n")).unwrap();
+    }
+    std::fs::write(app.join("backstage.json"), "{ \"version\": \"1.0.0\" }\n").unwrap();
+    git_commit_all(&app);
+    dir
+}

@@ -88,23 +88,23 @@ impl CliError {
 
     pub fn report(&self, global: &GlobalArgs) {
         if let Some(rendered) = &self.rendered {
-            eprint!("{rendered}");
+            err!("{rendered}");
             return;
         }
         // The first cause often carries the useful detail (a file and line): show it inline.
         match self.causes.first() {
             Some(cause) if !global.verbose && !self.message.contains(cause.as_str()) => {
-                eprintln!("error: {}: {cause}", self.message)
+                errln!("error: {}: {cause}", self.message)
             }
-            _ => eprintln!("error: {}", self.message),
+            _ => errln!("error: {}", self.message),
         }
         if global.verbose {
             for cause in &self.causes {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
         }
         if let Some(hint) = &self.hint {
-            eprintln!("hint: {hint}");
+            errln!("hint: {hint}");
         }
     }
 }

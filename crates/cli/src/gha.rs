@@ -29,6 +29,8 @@ impl Gha {
     pub fn detect(forced: bool) -> Self {
         let env = Environment::from_process();
         let on = forced || env.actions;
+        // Data printed from here on is shielded from the runner's command parsing.
+        crate::output::set_github(on);
         Self { env, on }
     }
 
@@ -132,6 +134,10 @@ pub fn conflict_annotations(prepared: &Prepared, level: Level) -> Annotations {
 /// GitHub refuses a pull-request body over 65,536 characters.
 pub const PR_BODY_LIMIT: usize = 65_536;
 
+/// Room `apply --pr-body` leaves by default for what a workflow appends to the body (the weekly
+/// workflow appends its test run's summary, made with `run --summary-limit` of the same size).
+pub const PR_BODY_RESERVE: usize = 16_384;
+
 /// Whether the upstream is Backstage's create-app (its marker file or its repository).
 pub fn is_backstage(source: &str, marker_file: &str) -> bool {
     marker_file == "backstage.json" || source.contains("backstage/backstage")
@@ -142,30 +148,38 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// Inline code that survives backticks in the text.
-fn code(text: &str) -> String {
-    let ticks = if text.contains('`') { "``" } else { "`" };
-    let pad = if text.starts_with('`') || text.ends_with('`') {
+/// A CommonMark code span that shows `text` exactly: the fence is one backtick more than the
+/// longest run of backticks inside, padded with a space when the text starts or ends with a
+/// backtick (or a space, which the padding rule would otherwise strip).
+pub fn code(text: &str) -> String {
+    let text = text.replace(['\n', '\r'], " ");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with(['`', ' ']) || text.ends_with(['`', ' ']) {
         " "
     } else {
         ""
     };
-    format!(
-        "{ticks}{pad}{}{pad}{ticks}",
-        text.replace(['\n', '\r'], " ")
-    )
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
-/// The pull-request body of an upgrade: from and to, the conflicts first (each with its file,
-/// first marker line and reason), links to Backstage's changelog and upgrade helper, the plan's
-/// files, the commands to run after, and a test section. Kept under [`PR_BODY_LIMIT`].
-pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> String {
+/// The pull-request body of an upgrade, at most `limit` bytes (so at most `limit` characters):
+/// from and to, the conflicts first (each with its file, first marker line and reason; those
+/// that do not fit are counted, with where the full list is), links to Backstage's changelog
+/// and upgrade helper, the commands to run after, a test section, and the plan's files. It
+/// ends with a blank line, so what a workflow appends starts a new markdown block.
+pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>, limit: usize) -> String {
     use std::fmt::Write as _;
     let plan = &prepared.plan;
-    let mut out = String::new();
-    let _ = writeln!(out, "## Upgrade {} → {}\n", plan.from, plan.to);
+    let mut head = String::new();
+    let _ = writeln!(head, "## Upgrade {} → {}\n", plan.from, plan.to);
     let _ = writeln!(
-        out,
+        head,
         "From **{}** to **{}**, upstream {} (release line {}){}. {}.\n",
         plan.from,
         plan.to,
@@ -177,13 +191,55 @@ pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> St
         uplift_upgrade::report::summary_line(plan)
     );
     for note in &plan.notes {
-        let _ = writeln!(out, "> [!NOTE]\n> {}\n", note.replace(['\n', '\r'], " "));
+        let _ = writeln!(head, "> [!NOTE]\n> {}\n", note.replace(['\n', '\r'], " "));
     }
     let conflicts: Vec<_> = plan
         .files
         .iter()
         .filter(|f| f.action == Action::Conflict)
         .collect();
+    let mut tail = String::new();
+    if backstage {
+        let _ = writeln!(tail, "### Release notes\n");
+        let _ = writeln!(
+            tail,
+            "- [Backstage v{to} changelog](https://github.com/backstage/backstage/blob/master/docs/releases/v{to}-changelog.md)",
+            to = plan.to
+        );
+        let _ = writeln!(
+            tail,
+            "- [Upgrade helper {from} → {to}](https://backstage.github.io/upgrade-helper/?from={from}&to={to})\n",
+            from = plan.from,
+            to = plan.to
+        );
+    }
+    if !plan.follow_up.is_empty() {
+        let _ = writeln!(tail, "### Then run\n");
+        for f in &plan.follow_up {
+            let _ = writeln!(
+                tail,
+                "- {}: {}",
+                code(&f.command),
+                f.reason.replace('\n', " ")
+            );
+        }
+        tail.push('\n');
+    }
+    let _ = writeln!(tail, "### Tests\n");
+    let _ = writeln!(
+        tail,
+        "`uplift apply` runs no tests. The weekly workflow runs the pipeline's `test` stage on this branch and appends its summary (stages, totals, failed tests) at the end of this body, whatever token opened it. Checks of the repository's own workflows run on this pull request only when it was opened with a GitHub App or personal token (a pull request opened with the default `GITHUB_TOKEN` starts no workflow).\n"
+    );
+    // What the table needs at least (header, cut note, closing tag), so it always closes.
+    let table_note = "\n_The table was cut to fit GitHub's pull-request body limit; `uplift plan --format json` lists every file._\n";
+    let table_close = "\n</details>\n\n";
+    let table_head = format!(
+        "### Files\n\n<details><summary>{} file(s)</summary>\n\n| File | Action | Notes |\n|---|---|---|\n",
+        plan.files.len()
+    );
+    let table_min = table_head.len() + table_note.len() + table_close.len();
+
+    let mut out = head;
     if !conflicts.is_empty() {
         let _ = writeln!(
             out,
@@ -191,106 +247,81 @@ pub fn pr_body(prepared: &Prepared, backstage: bool, branch: Option<&str>) -> St
             conflicts.len()
         );
         let _ = writeln!(out, "### Conflicts to resolve\n");
+        let more_room = 400;
+        let room = limit.saturating_sub(out.len() + tail.len() + table_min + more_room + 1);
+        let mut list = String::new();
+        let mut listed = 0;
         for file in &conflicts {
             let line = first_marker_line(prepared, &file.path)
                 .map(|l| format!(" (line {l})"))
                 .unwrap_or_default();
             let reason = file.reason.as_deref().unwrap_or("conflict");
-            let _ = writeln!(
-                out,
-                "- [ ] {}{line}: {}",
+            let item = format!(
+                "- [ ] {}{line}: {}\n",
                 code(file.path.as_str()),
                 reason.replace(['\n', '\r'], " ")
             );
+            if list.len() + item.len() > room {
+                break;
+            }
+            list.push_str(&item);
+            listed += 1;
         }
-        out.push('\n');
-    }
-    if backstage {
-        let _ = writeln!(out, "### Release notes\n");
-        let _ = writeln!(
-            out,
-            "- [Backstage v{to} changelog](https://github.com/backstage/backstage/blob/master/docs/releases/v{to}-changelog.md)",
-            to = plan.to
-        );
-        let _ = writeln!(
-            out,
-            "- [Upgrade helper {from} → {to}](https://backstage.github.io/upgrade-helper/?from={from}&to={to})\n",
-            from = plan.from,
-            to = plan.to
-        );
-    }
-    if !plan.follow_up.is_empty() {
-        let _ = writeln!(out, "### Then run\n");
-        for f in &plan.follow_up {
+        out.push_str(&list);
+        if listed < conflicts.len() {
             let _ = writeln!(
                 out,
-                "- {}: {}",
-                code(&f.command),
-                f.reason.replace('\n', " ")
+                "- … and {} more conflicting file(s), not listed to stay under GitHub's body limit. The full list: `uplift check --plan --format json` (or `uplift plan --format json`) on the base branch, or the step summary of the workflow run that opened this pull request.",
+                conflicts.len() - listed
             );
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "### Tests\n");
-    let _ = writeln!(
-        out,
-        "`uplift apply` runs no tests: the weekly workflow appends its test run's summary (stages, totals) at the end of this body, and the pull request's checks run the rest.\n"
-    );
-    // The file table goes last and is cut to fit GitHub's limit.
-    let tail_note = "\n_The table was cut to fit GitHub's pull-request body limit; `uplift plan --format json` lists every file._\n";
-    let mut table = String::from("### Files\n\n<details><summary>");
-    let _ = write!(
-        table,
-        "{} file(s)</summary>\n\n| File | Action | Notes |\n|---|---|---|\n",
-        plan.files.len()
-    );
-    let room = PR_BODY_LIMIT.saturating_sub(out.len() + tail_note.len() + 64);
-    let mut cut = false;
-    for file in &plan.files {
-        let mut notes = Vec::new();
-        if let Some(mode) = &file.mode_change {
-            notes.push(format!("mode {mode}"));
-        }
-        if let Some(reason) = &file.reason {
-            notes.push(cell(reason));
-        }
-        let row = format!(
-            "| {} | {} | {} |\n",
-            cell(&code(file.path.as_str())),
-            file.action.as_str(),
-            notes.join("; ")
-        );
-        if table.len() + row.len() > room {
-            cut = true;
-            break;
-        }
-        table.push_str(&row);
-    }
+    out.push_str(&tail);
     if !plan.files.is_empty() {
-        out.push_str(&table);
-        if cut {
-            out.push_str(tail_note);
+        let room = limit.saturating_sub(out.len() + table_min);
+        let mut rows = String::new();
+        let mut cut = false;
+        for file in &plan.files {
+            let mut notes = Vec::new();
+            if let Some(mode) = &file.mode_change {
+                notes.push(format!("mode {mode}"));
+            }
+            if let Some(reason) = &file.reason {
+                notes.push(cell(reason));
+            }
+            let row = format!(
+                "| {} | {} | {} |\n",
+                cell(&code(file.path.as_str())),
+                file.action.as_str(),
+                notes.join("; ")
+            );
+            if rows.len() + row.len() > room {
+                cut = true;
+                break;
+            }
+            rows.push_str(&row);
         }
-        out.push_str("\n</details>\n");
+        if out.len() + table_min <= limit {
+            out.push_str(&table_head);
+            out.push_str(&rows);
+            if cut {
+                out.push_str(table_note);
+            }
+            out.push_str(table_close);
+        }
     }
     out
 }
 
 /// The `::add-mask::` lines for every secret and the forms derived from it that tools print
-/// (base64, as in basic-auth headers and Docker configs; JSON-escaped; each line of a multi-line
-/// value).
+/// (`uplift_exec::mask::secret_forms`: base64 and URL-safe base64, as in basic-auth headers
+/// and Docker configs; JSON-escaped; each line of a multi-line value). The run's own masker
+/// hides the same forms in every channel (logs, events, run folder).
 pub fn mask_commands<'a, I: IntoIterator<Item = &'a String>>(secrets: I) -> Vec<String> {
     let mut lines = Vec::new();
     for secret in secrets {
-        let mut forms = vec![secret.clone()];
-        forms.extend(uplift_github::derived_forms(secret));
-        if let Ok(json) = serde_json::to_string(secret) {
-            let inner = json.trim_matches('"').to_string();
-            if inner != *secret {
-                forms.push(inner);
-            }
-        }
-        for form in forms {
+        for form in uplift_exec::mask::secret_forms(secret) {
             for line in uplift_github::add_mask(&form) {
                 if !lines.contains(&line) {
                     lines.push(line);
@@ -338,6 +369,7 @@ pub fn finish_run(
     report: &uplift_exec::RunReport,
     secrets: &std::collections::BTreeMap<String, String>,
     apps: &std::collections::BTreeMap<String, std::path::PathBuf>,
+    summary_limit: usize,
 ) -> Result<(), CliError> {
     use std::fmt::Write as _;
     let masker = uplift_exec::Masker::new(secrets.values());
@@ -347,7 +379,8 @@ pub fn finish_run(
         uplift_exec::RunResult::Cancelled => "cancelled",
     };
     let mut annotations = Annotations::new();
-    let mut summary = StepSummary::new();
+    // Sections are masked as they are added, so the size limit holds for what is written.
+    let mut sections: Vec<(String, String)> = Vec::new();
 
     // Stages table.
     let mut table = format!(
@@ -388,7 +421,7 @@ pub fn finish_run(
             );
         }
     }
-    summary.section("Stages", table);
+    sections.push(("Stages".into(), table));
 
     let out_err = |e: uplift_github::Error| CliError::from_error(Exit::Environment, &e);
     let mut outputs = Outputs::new();
@@ -404,12 +437,25 @@ pub fn finish_run(
         } else if s.outputs.contains_key("to") {
             outputs.set("current", get("from")).map_err(out_err)?;
             outputs.set("target", get("to")).map_err(out_err)?;
-            outputs
-                .set("conflicts", get("conflicting-files"))
-                .map_err(out_err)?;
+            for name in ["conflicts", "conflicting-files", "conflict-regions"] {
+                outputs.set(name, get(name)).map_err(out_err)?;
+            }
         }
         let log = stage_log(report, &s.stage);
-        for (path, reason) in conflicts_in_log(&log) {
+        let conflicts = conflicts_in_log(&log);
+        if !conflicts.is_empty() {
+            // Conflicts first, before the plan, so a cut summary still lists them.
+            let mut list = format!(
+                "## Conflicts to resolve (`{}`)\n\n{} file(s):\n\n",
+                s.stage,
+                conflicts.len()
+            );
+            for (path, reason) in &conflicts {
+                let _ = writeln!(list, "- [ ] {}: {}", code(path), reason.replace('\n', " "));
+            }
+            sections.push((format!("Conflicts ({})", s.stage), list));
+        }
+        for (path, reason) in conflicts {
             // The app as the run left it: conflict markers are written in the file.
             let (file, line) = match apps.get(&s.stage) {
                 Some(app) => (
@@ -429,7 +475,7 @@ pub fn finish_run(
             );
         }
         if !log.is_empty() {
-            summary.section(
+            sections.push((
                 format!("Upgrade plan ({})", s.stage),
                 format!(
                     "## Upgrade plan (`{}`)\n\n```text\n{}\n```\n",
@@ -440,7 +486,7 @@ pub fn finish_run(
                         .join("\n")
                         .replace("```", "` ` `")
                 ),
-            );
+            ));
         }
     }
     // Test totals, and each failed test annotated at its file and line.
@@ -514,20 +560,20 @@ pub fn finish_run(
         );
     }
     if !tests.is_empty() {
-        summary.section(
-            "Tests",
+        sections.push((
+            "Tests".into(),
             format!(
                 "## Tests\n\n| Stage | Result | Tests | Failures | Errors | Skipped |\n|---|---|---|---|---|---|\n{tests}"
             ),
-        );
+        ));
     }
     if !failed_tests.is_empty() {
-        summary.section(
-            "Failed tests",
+        sections.push((
+            "Failed tests".into(),
             format!(
                 "## Failed tests\n\n| Stage | Test | Where | Message |\n|---|---|---|---|\n{failed_tests}"
             ),
-        );
+        ));
     }
     // The image and where it went.
     let mut images = String::new();
@@ -541,7 +587,7 @@ pub fn finish_run(
         }
     }
     if !images.is_empty() {
-        summary.section("Image", format!("## Image\n\n{images}"));
+        sections.push(("Image".into(), format!("## Image\n\n{images}")));
     }
     outputs.set("result", result).map_err(out_err)?;
     outputs
@@ -573,16 +619,35 @@ pub fn finish_run(
             .map(|l| masker.mask(&l).into_owned()),
     );
     gha.outputs(&masked)?;
-    // The summary is cut as a whole, after masking, so the limit holds for what is written.
-    let mut final_summary = StepSummary::new();
-    final_summary.section("Run summary", masker.mask(&summary.render()).into_owned());
-    gha.summary(&final_summary)
+    // Masked before the cut, so the limit holds for what is written; cut against the room
+    // the step summary file has left (earlier steps count too).
+    let mut summary = StepSummary::with_limit(summary_limit);
+    for (title, body) in sections {
+        summary.section(title, masker.mask(&body).into_owned());
+    }
+    gha.summary(&summary)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn code_spans_show_backticks_in_file_names() {
+        use pulldown_cmark::{Event, Parser};
+        for name in [
+            "a`b.ts", "x``y", "`lead.ts", "trail`", "` both `", "plain.ts", " sp",
+        ] {
+            let spans: Vec<String> = Parser::new(&format!("- {}", code(name)))
+                .filter_map(|e| match e {
+                    Event::Code(c) => Some(c.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(spans, vec![name.to_string()], "{}", code(name));
+        }
+    }
 
     #[test]
     fn forced_turns_it_on() {
@@ -646,7 +711,14 @@ mod tests {
             duration: std::time::Duration::from_secs(3),
         };
         let secrets = [("PW".to_string(), "hunter2".to_string())].into();
-        finish_run(&gha, &report, &secrets, &Default::default()).unwrap();
+        finish_run(
+            &gha,
+            &report,
+            &secrets,
+            &Default::default(),
+            uplift_github::SUMMARY_LIMIT,
+        )
+        .unwrap();
         let summary = std::fs::read_to_string(dir.path().join("summary")).unwrap();
         assert!(
             summary.contains("| `unit` | success | 42 | 0 | 0 | 2 |"),

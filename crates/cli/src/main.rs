@@ -3,12 +3,13 @@
 //! Every library crate returns typed errors; this binary is the one place that turns them into
 //! a one-line message, a `hint:` and a documented exit code (see [`exit`]).
 
+#[macro_use]
+mod output;
 mod commands;
 mod error_kind;
 mod exit;
 mod gha;
 mod interrupt;
-mod output;
 mod progress;
 mod progress_bars;
 
@@ -66,6 +67,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_tracing(&cli.global);
+    // Inside Actions, data on stdout is shielded from the runner's command parsing (`--github`
+    // turns it on for `run` and `check` too).
+    output::set_github(std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"));
     let result = match cli.command {
         Command::Releases(args) => commands::releases::run(args, &cli.global),
         Command::Diff(args) => commands::diff::run(args, &cli.global),

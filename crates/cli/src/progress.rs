@@ -20,7 +20,7 @@ impl Progress {
         let tty = std::io::stderr().is_terminal();
         if global.quiet || actions || !tty {
             if global.verbose && !global.quiet {
-                eprintln!("{message}");
+                errln!("{message}");
             }
             return Self { bar: None };
         }
@@ -44,7 +44,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
             if global.verbose {
-                eprintln!("{message}");
+                errln!("{message}");
             }
         }
     }

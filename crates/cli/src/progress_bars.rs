@@ -99,7 +99,7 @@ impl StandaloneView {
             && let Some(line) = view.update(update)
             && !self.quiet
         {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Secret masking: every occurrence of a secret value becomes `***`.
 //!
 //! One [`Masker`] is built per run from the secret values and shared by every output channel
-//! (live output, per-stage logs, events, summaries, plans and JSON).
+//! (live output, per-stage logs, events, summaries, plans and JSON). It masks each secret in
+//! every form of [`secret_forms`] (the value, its base64, URL-safe base64 and JSON-escaped
+//! forms), the same forms the GitHub Actions glue registers with `::add-mask::`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,6 +12,30 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 /// What a masked secret is shown as.
 pub const MASK: &str = "***";
+
+/// A secret and the forms of it that tools commonly print instead: standard base64 (basic-auth
+/// headers, Docker config `auth` fields), URL-safe base64 with and without padding, and the
+/// JSON-escaped form (inside a JSON string). Empty for an empty or blank value.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    if secret.trim().is_empty() {
+        return Vec::new();
+    }
+    let mut forms = vec![
+        secret.to_owned(),
+        STANDARD.encode(secret.as_bytes()),
+        URL_SAFE.encode(secret.as_bytes()),
+        URL_SAFE_NO_PAD.encode(secret.as_bytes()),
+    ];
+    if let Ok(json) = serde_json::to_string(secret) {
+        let inner = &json[1..json.len() - 1];
+        forms.push(inner.to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    forms.retain(|f| seen.insert(f.clone()));
+    forms
+}
 
 /// Replaces secret values in text (leftmost-longest, so overlapping secrets mask fully).
 #[derive(Clone, Default)]
@@ -27,8 +53,9 @@ impl std::fmt::Debug for Masker {
 }
 
 impl Masker {
-    /// A masker for these secret values. Empty values are ignored; a multi-line secret is
-    /// also masked line by line, since output is streamed one line at a time.
+    /// A masker for these secret values, in every form of [`secret_forms`]. Empty values are
+    /// ignored; a multi-line form is also masked line by line, since output is streamed one
+    /// line at a time.
     pub fn new<I, S>(secrets: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -41,14 +68,16 @@ impl Masker {
                 continue;
             }
             patterns.push(secret.to_owned());
-            if secret.contains('\n') {
-                patterns.extend(
-                    secret
-                        .lines()
-                        .map(str::trim_end)
-                        .filter(|l| !l.trim().is_empty())
-                        .map(str::to_owned),
-                );
+            for form in secret_forms(secret) {
+                if form.contains('\n') {
+                    patterns.extend(
+                        form.lines()
+                            .map(str::trim_end)
+                            .filter(|l| !l.trim().is_empty())
+                            .map(str::to_owned),
+                    );
+                }
+                patterns.push(form);
             }
         }
         patterns.sort();
@@ -180,5 +209,22 @@ mod tests {
         let mut v = serde_json::json!({"k": ["s3cret", 1], "s3cret": "x"});
         m.mask_json(&mut v);
         assert_eq!(v, serde_json::json!({"k": ["***", 1], "***": "x"}));
+    }
+
+    #[test]
+    fn derived_forms_are_masked_too() {
+        let secret = "pa\"ss\\w?>rd";
+        let m = Masker::new([secret]);
+        let json = serde_json::to_string(secret).unwrap();
+        for form in [
+            "cGEic3Ncdz8+cmQ=", // base64
+            "cGEic3Ncdz8-cmQ=", // URL-safe base64
+            "cGEic3Ncdz8-cmQ",  // URL-safe base64 without padding
+            &json[1..json.len() - 1],
+        ] {
+            assert_eq!(m.mask(&format!("a {form} b")), "a *** b", "{form}");
+        }
+        assert_eq!(secret_forms(secret).len(), 5);
+        assert!(secret_forms(" ").is_empty());
     }
 }

@@ -10,11 +10,17 @@
 //!   saying how many were left out.
 //! - [`group`], [`end_group`], [`add_mask`]: the log commands, escaped as the runner expects.
 //! - [`Environment`]: whether we run inside Actions and where its files are.
+//! - [`StopCommands`]: a block of untrusted text (stage logs, test output, anything read from
+//!   the app) that the runner reads without processing workflow commands.
+//! - [`runner`]: the runner's rules for reading commands from a log, so tests can check what
+//!   a real runner would do with Uplift's output.
 //!
 //! Every function returns the text to print; the binary decides where it goes.
 
 mod commands;
 mod outputs;
+pub mod runner;
+mod stop;
 mod summary;
 
 pub use commands::{
@@ -22,6 +28,7 @@ pub use commands::{
     escape_data, escape_property, group,
 };
 pub use outputs::{Outputs, parse_outputs, random_delimiter};
+pub use stop::StopCommands;
 pub use summary::{SUMMARY_LIMIT, StepSummary};
 
 use std::path::PathBuf;
@@ -69,15 +76,29 @@ impl Environment {
     }
 }
 
-/// Appends `text` to the file at `path` (GitHub's file commands are append-only).
+/// Appends `text` to the file at `path` (GitHub's file commands are append-only). When an
+/// earlier step left the file without a final newline, one is written first: otherwise the
+/// runner would read that last line and Uplift's first line as one (`a=1name<<DELIM…`).
 pub fn append(path: &std::path::Path, text: &str) -> Result<(), Error> {
-    use std::io::Write;
+    use std::io::{Read, Seek, SeekFrom, Write};
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)?;
-        file.write_all(text.as_bytes())?;
+        let len = file.seek(SeekFrom::End(0))?;
+        let mut prefix = "";
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                prefix = "\n";
+            }
+        }
+        // Append mode writes at the end whatever the read position.
+        file.write_all(format!("{prefix}{text}").as_bytes())?;
         file.flush()
     };
     write().map_err(|source| Error::Write {
@@ -114,6 +135,13 @@ mod tests {
         append(&path, "a\n").unwrap();
         append(&path, "b\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+        // A file an earlier step left without a final newline gets one first.
+        std::fs::write(&path, "x=1").unwrap();
+        append(&path, "name<<D\nv\nD\n").unwrap();
+        assert_eq!(
+            parse_outputs(&std::fs::read_to_string(&path).unwrap()).unwrap(),
+            vec![("x".into(), "1".into()), ("name".into(), "v".into())]
+        );
         let err = append(&dir.path().join("no/such/dir"), "x").unwrap_err();
         assert!(matches!(err, Error::Write { .. }));
     }

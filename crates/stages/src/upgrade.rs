@@ -192,10 +192,19 @@ fn plan_outputs(prepared: &Prepared) -> Outputs {
     outputs.insert("to".into(), plan.to.clone());
     outputs.insert("line".into(), plan.line.clone());
     outputs.insert("files".into(), plan.summary.files.to_string());
-    outputs.insert("conflicts".into(), plan.summary.conflicts.to_string());
+    // Defined once (README, "Outputs"), the same in `uplift check`: `conflicts` counts files,
+    // `conflicting-files` lists them, `conflict-regions` counts the regions in them.
+    outputs.insert("conflicts".into(), plan.summary.conflict.to_string());
+    let files: Vec<String> = plan
+        .files
+        .iter()
+        .filter(|f| f.action == uplift_merge::Action::Conflict)
+        .map(|f| f.path.to_string())
+        .collect();
+    outputs.insert("conflicting-files".into(), files.join("\n"));
     outputs.insert(
-        "conflicting-files".into(),
-        plan.summary.conflict.to_string(),
+        "conflict-regions".into(),
+        plan.summary.conflicts.to_string(),
     );
     outputs.insert("changed".into(), (!prepared.changes.is_empty()).to_string());
     if !plan.notes.is_empty() {

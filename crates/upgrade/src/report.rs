@@ -33,6 +33,24 @@ fn action_colour(action: Action) -> &'static str {
     }
 }
 
+/// A CommonMark code span showing `text` exactly: fenced by one backtick more than the longest
+/// run inside, padded with a space when it starts or ends with a backtick or a space.
+fn code_span(text: &str) -> String {
+    let text = text.replace(['\n', '\r'], " ");
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with(['`', ' ']) || text.ends_with(['`', ' ']) {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 fn path_cell(file: &FilePlan) -> String {
     match &file.renamed_from {
         Some(from) => format!("{} (from {from})", file.path),
@@ -175,7 +193,12 @@ pub fn markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "### Conflicts to resolve\n");
         for file in &conflicts {
             let reason = file.reason.as_deref().unwrap_or("conflict");
-            let _ = writeln!(out, "- [ ] `{}`: {}", path_cell(file), escape_cell(reason));
+            let _ = writeln!(
+                out,
+                "- [ ] {}: {}",
+                code_span(&path_cell(file)),
+                escape_cell(reason)
+            );
         }
         out.push('\n');
     }
@@ -193,8 +216,8 @@ pub fn markdown(plan: &Plan) -> String {
             }
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} |",
-                escape_cell(&path_cell(file)),
+                "| {} | {} | {} |",
+                escape_cell(&code_span(&path_cell(file))),
                 file.action.as_str(),
                 notes.join("; ")
             );

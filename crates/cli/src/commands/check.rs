@@ -19,6 +19,8 @@ use crate::exit::{CliError, CliResult, Exit};
 use crate::gha::{Gha, conflict_annotations};
 
 #[derive(Debug, clap::Args)]
+// `check` looks at one target release: the shared `--stepwise` means nothing here.
+#[command(mut_arg("stepwise", |a| a.hide(true)))]
 pub struct Args {
     #[command(flatten)]
     pub upgrade: UpgradeArgs,
@@ -224,6 +226,10 @@ impl Check {
                 .map(|f| f.path.to_string())
                 .collect();
             o.set("conflicting-files", files.join("\n"))?;
+            o.set(
+                "conflict-regions",
+                prepared.plan.summary.conflicts.to_string(),
+            )?;
         }
         o.set("line", self.line.as_str())?;
         o.set("result", self.result())?;
@@ -307,6 +313,13 @@ pub fn check(args: &Args) -> Result<Check, CliError> {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
+    if args.upgrade.stepwise {
+        return Err(CliError::new(
+            Exit::BadInput,
+            "`check` has no --stepwise: it checks the one target release",
+        )
+        .with_hint("`uplift plan --stepwise` plans release by release"));
+    }
     let gha = Gha::detect(args.github);
     let progress = crate::progress::Progress::start(global, "reading the upstream's releases");
     let check = check(&args);
@@ -321,13 +334,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         _ => error,
     })?;
     match args.format {
-        Format::Text if !global.quiet => print!("{}", check.text()),
+        Format::Text if !global.quiet => out!("{}", check.text()),
         Format::Text => {}
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&check.json()).unwrap_or_default()
+        Format::Json => crate::output::write_json(
+            &serde_json::to_string_pretty(&check.json()).unwrap_or_default(),
         ),
-        Format::Markdown => print!("{}", check.markdown()),
+        Format::Markdown => out!("{}", check.markdown()),
     }
     if gha.on {
         if let Some(prepared) = &check.prepared {

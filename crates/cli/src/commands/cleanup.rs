@@ -22,9 +22,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
                 .with_hint("is the Docker engine running and reachable (DOCKER_HOST)?")
         })?;
     if !global.quiet {
-        eprintln!(
+        errln!(
             "removed {} container(s), {} volume(s), {} network(s) of run {}",
-            removed.containers, removed.volumes, removed.networks, args.run_id
+            removed.containers,
+            removed.volumes,
+            removed.networks,
+            args.run_id
         );
     }
     Ok(Exit::Success)

@@ -11,11 +11,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
-    clap_complete::generate(
-        args.shell,
-        &mut Cli::command(),
-        "uplift",
-        &mut std::io::stdout(),
-    );
+    // Into memory first: clap_complete panics on a write error, the central writer does not.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "uplift", &mut script);
+    crate::output::write_stdout_bytes(&script);
     Ok(Exit::Success)
 }

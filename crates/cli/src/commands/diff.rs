@@ -38,10 +38,10 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
                 (_, false) => "D",
                 _ => "M",
             };
-            println!("{status} {path}");
+            outln!("{status} {path}");
         }
     } else {
-        print!("{}", uplift_upgrade::report::tree_diff(&old, &new));
+        out!("{}", uplift_upgrade::report::tree_diff(&old, &new));
     }
     Ok(Exit::Success)
 }

@@ -111,10 +111,10 @@ pub fn print(prepared: &Prepared, format: Format) {
         Colour::Never
     };
     match format {
-        Format::Text => print!("{}", report::text(&prepared.plan, colour)),
-        Format::Json => println!("{}", report::json(&prepared.plan)),
-        Format::Markdown => print!("{}", report::markdown(&prepared.plan)),
-        Format::Patch => print!("{}", report::patch(prepared)),
+        Format::Text => out!("{}", report::text(&prepared.plan, colour)),
+        Format::Json => crate::output::write_json(&report::json(&prepared.plan)),
+        Format::Markdown => out!("{}", report::markdown(&prepared.plan)),
+        Format::Patch => out!("{}", report::patch(prepared)),
     }
 }
 

@@ -87,7 +87,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
             "current": current,
             "releases": list,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        crate::output::write_json(&serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(Exit::Success);
     }
     let width = shown
@@ -107,7 +107,7 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
             true => format!("{version:<width$}  {line}"),
             false => format!("{version:<width$}  {line}  ({})", marks.join(", ")),
         };
-        println!("{text}");
+        outln!("{text}");
     }
     Ok(Exit::Success)
 }

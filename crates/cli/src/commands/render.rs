@@ -50,7 +50,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
         .collect();
     uplift_tree::apply(&args.out, &changes).map_err(|e| upgrade_error(e.into()))?;
     if !global.quiet {
-        eprintln!(
+        errln!(
             "rendered release {release}: {} files in {}",
             changes.len(),
             args.out.display()

@@ -88,7 +88,7 @@ async fn cancel_on_signal(cancel: CancellationToken) {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!("cancelling: putting back the release that was serving");
+    errln!("cancelling: putting back the release that was serving");
     cancel.cancel();
 }
 
@@ -121,7 +121,7 @@ async fn docker(args: &Args, global: &GlobalArgs, cancel: &CancellationToken) ->
     .await
     .map_err(|e| deploy_error(&e))?;
     let record = &report.record;
-    println!(
+    outln!(
         "rolled back {} to release {} (now release {}, image {}){}",
         args.name,
         record.rollback_of.unwrap_or(record.id),
@@ -259,7 +259,7 @@ async fn kubernetes(args: &Args, global: &GlobalArgs, cancel: &CancellationToken
     )
     .await
     .map_err(|e| deploy_error(&e))?;
-    println!(
+    outln!(
         "rolled back {} to release {} (image {}){}",
         args.name,
         record.id,

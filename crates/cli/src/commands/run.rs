@@ -36,7 +36,8 @@ pub struct Args {
     /// A file of `NAME=VALUE` secrets (besides `UPLIFT_SECRET_NAME` variables).
     #[arg(long, value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
-    /// Seconds between SIGTERM and SIGKILL when a stage is stopped.
+    /// Seconds between SIGTERM and SIGKILL when a stage is stopped (10; inside GitHub Actions 5
+    /// unless given, since the runner's own SIGKILL follows its SIGINT by about 7.5 s).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub grace: f64,
     /// The folder stages run in (default: the current folder); its `.uplift/` holds the lock and runs.
@@ -52,6 +53,11 @@ pub struct Args {
     /// group per stage, annotations, outputs to `$GITHUB_OUTPUT`, the step summary.
     #[arg(long)]
     pub github: bool,
+    /// Most bytes of step summary this run writes (at most GitHub's 1 MiB for the whole file,
+    /// less what earlier steps wrote). The weekly workflow gives its test run the room
+    /// `apply --pr-body-reserve` keeps in the pull-request body.
+    #[arg(long, value_name = "BYTES", default_value_t = uplift_github::SUMMARY_LIMIT)]
+    pub summary_limit: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,7 +127,11 @@ pub fn plan_pipeline_file(
     };
     let plan = uplift_exec::plan_pipeline(&pipeline, &uplift_stages::registry(), &options)
         .map_err(exec_error)?;
-    print!("{}", uplift_exec::render_plan(&plan, format));
+    let text = uplift_exec::render_plan(&plan, format);
+    match format {
+        PlanFormat::Json => crate::output::write_json(text.trim_end()),
+        _ => out!("{text}"),
+    }
     Ok(if plan.is_clean() {
         Exit::Success
     } else {
@@ -218,7 +228,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
                 (s.id.clone(), work_dir.join(app))
             })
             .collect();
-        crate::gha::finish_run(&gha, &report, &options.secrets, &apps)?;
+        crate::gha::finish_run(&gha, &report, &options.secrets, &apps, args.summary_limit)?;
     }
     Ok(match report.result {
         RunResult::Success => Exit::Success,
@@ -312,30 +322,30 @@ async fn print_events(
                 }
                 Event::StageFinished(s) => {
                     let lines = held.remove(&s.stage).unwrap_or_default();
+                    let mut text = uplift_github::group(&format!(
+                        "{} ({}, {} in {})",
+                        s.stage,
+                        s.uses,
+                        s.result.as_str(),
+                        seconds(s.duration_ms)
+                    ));
+                    text.push('\n');
+                    // The stage's own lines are untrusted: inside a stop-commands block, so
+                    // they can neither forge commands nor close the group.
+                    text.push_str(&shielded(&lines.join("\n")));
+                    text.push_str(&uplift_github::end_group());
+                    text.push('\n');
                     let mut err = std::io::stderr().lock();
-                    let _ = writeln!(
-                        err,
-                        "{}",
-                        uplift_github::group(&format!(
-                            "{} ({}, {} in {})",
-                            s.stage,
-                            s.uses,
-                            s.result.as_str(),
-                            seconds(s.duration_ms)
-                        ))
-                    );
-                    for line in lines {
-                        let _ = writeln!(err, "{line}");
-                    }
-                    let _ = writeln!(err, "{}", uplift_github::end_group());
+                    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
                 }
                 _ => {}
             }
         }
         if json {
             if let Ok(line) = serde_json::to_string(&event) {
+                // A run goes on whoever reads its events: a closed stdout is ignored.
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
+                let _ = writeln!(out, "{}", crate::output::json_safe(&line));
                 let _ = out.flush();
             }
             continue;
@@ -353,7 +363,14 @@ async fn print_events(
                 _ => None,
             });
         }
-        progress.suspend(|| print_text_event(&event, quiet, width));
+        if let Some(text) = text_event(&event, quiet, width) {
+            // Reasons and messages may quote a stage's output: shielded inside Actions.
+            let text = if github { shielded(&text) } else { text };
+            progress.suspend(|| {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+            });
+        }
     }
     progress.clear_stage(None);
 }
@@ -382,9 +399,21 @@ fn progress_update(event: &Event) -> Option<Update<'_>> {
     }
 }
 
-/// Prints one event of the text format to stderr.
-fn print_text_event(event: &Event, quiet: bool, width: usize) {
-    let mut err = std::io::stderr().lock();
+/// Untrusted text for the Actions runner's log: inside a fresh `::stop-commands::` block.
+fn shielded(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    match uplift_github::StopCommands::new() {
+        Ok(block) => block.wrap(text),
+        Err(error) => format!("uplift: output withheld (no random token: {error})\n"),
+    }
+}
+
+/// The text of one event in the text format (for stderr), if it shows.
+fn text_event(event: &Event, quiet: bool, width: usize) -> Option<String> {
+    let mut err = String::new();
+    use std::fmt::Write as _;
     let _ = match event {
         Event::RunStarted {
             run_id,
@@ -439,8 +468,9 @@ fn print_text_event(event: &Event, quiet: bool, width: usize) {
                 "uplift: cancelling: no new stage starts, running ones are stopped (signal again to force)"
             )
         }
-        _ => Ok(()),
+        _ => return None,
     };
+    Some(err)
 }
 
 fn result_text(s: &StageSummary) -> String {
@@ -477,7 +507,8 @@ fn print_summary(report: &RunReport) {
     let w0 = rows.iter().map(|r| r.0.len()).chain([5]).max().unwrap_or(5);
     let w1 = rows.iter().map(|r| r.1.len()).chain([6]).max().unwrap_or(6);
     let w2 = rows.iter().map(|r| r.2.len()).chain([8]).max().unwrap_or(8);
-    let mut out = std::io::stdout().lock();
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "{:<w0$}  {:<w1$}  {:>w2$}  note",
@@ -497,4 +528,6 @@ fn print_summary(report: &RunReport) {
         seconds(report.duration.as_millis() as u64),
         report.run_id
     );
+    // Stage reasons may quote stage output: shielded inside Actions; a closed stdout is ignored.
+    crate::output::write_stdout_lossy(out);
 }

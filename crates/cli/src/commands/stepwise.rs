@@ -52,7 +52,7 @@ fn print_steps(steps: &Steps, format: Format) {
                 "stopped_at": steps.stopped_at,
                 "remaining": steps.remaining,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::output::write_json(&serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Text | Format::Markdown | Format::Patch => {
             for (index, step) in steps.steps.iter().enumerate() {
@@ -63,9 +63,9 @@ fn print_steps(steps: &Steps, format: Format) {
                     step.plan.to
                 );
                 match format {
-                    Format::Markdown => print!("# {title}\n\n{}", report::markdown(&step.plan)),
-                    Format::Patch => print!("{}", report::patch(step)),
-                    _ => print!("{title}\n{}\n", report::text(&step.plan, colour)),
+                    Format::Markdown => out!("# {title}\n\n{}", report::markdown(&step.plan)),
+                    Format::Patch => out!("{}", report::patch(step)),
+                    _ => out!("{title}\n{}\n", report::text(&step.plan, colour)),
                 }
             }
             if let Some(release) = &steps.stopped_at {
@@ -76,8 +76,8 @@ fn print_steps(steps: &Steps, format: Format) {
                 };
                 let line = format!("Stopped: the step to {release} conflicts{rest}.");
                 match format {
-                    Format::Patch => eprintln!("{line}"),
-                    _ => println!("{line}"),
+                    Format::Patch => errln!("{line}"),
+                    _ => outln!("{line}"),
                 }
             }
         }
@@ -102,11 +102,13 @@ pub fn apply(
     for step in &planned.steps {
         let conflicted = step.plan.has_conflicts();
         if conflicted && !allow_conflicts {
-            eprintln!(
+            errln!(
                 "stopped before {} -> {}: {} conflict(s); apply that step alone to resolve them, or pass --allow-conflicts",
-                step.plan.from, step.plan.to, step.plan.summary.conflicts
+                step.plan.from,
+                step.plan.to,
+                step.plan.summary.conflicts
             );
-            print!("{}", report::text(&step.plan, Colour::Never));
+            out!("{}", report::text(&step.plan, Colour::Never));
             return Ok(Exit::Negative);
         }
         // Each step is prepared again from the app as the previous step left it.
@@ -133,7 +135,7 @@ pub fn apply(
             .map_err(upgrade_error)?;
         committed = outcome.commit.is_some();
         if !quiet {
-            eprintln!(
+            errln!(
                 "step {} -> {}: {}{}",
                 prepared.plan.from,
                 prepared.plan.to,
@@ -151,7 +153,7 @@ pub fn apply(
     // Once, after every step: the commands the preset asks for (`yarn install`, ...).
     if !quiet {
         for follow_up in &follow_ups {
-            eprintln!("Then run: {} ({})", follow_up.command, follow_up.reason);
+            errln!("Then run: {} ({})", follow_up.command, follow_up.reason);
         }
     }
     Ok(Exit::Success)

@@ -134,7 +134,7 @@ impl UpstreamArgs {
             (None, Some(source)) => UpstreamConfig::new(source.clone()),
             (None, None) => {
                 return Err(CliError::new(Exit::BadInput, "no upstream given").with_hint(
-                    "pass --upstream git:PATH_OR_URL, --upstream dir:PATH or --preset backstage",
+                    "pass --upstream git:PATH_OR_URL, dir:PATH or npm:PACKAGE, or --preset backstage",
                 ));
             }
         };
@@ -157,6 +157,7 @@ impl UpstreamArgs {
                 .insert(key.clone(), serde_json::Value::String(value.clone()));
         }
         config.download_progress = Some(download_view());
+        check_source(&config.source)?;
         Ok(config)
     }
 
@@ -193,6 +194,48 @@ pub fn download_view() -> DownloadProgressFn {
             done: progress.done,
         });
     })
+}
+
+/// The source kinds, as every message names them.
+pub const SOURCE_KINDS: &str = "`git:PATH_OR_URL`, `dir:PATH` or `npm:PACKAGE`";
+
+/// Errors a source spec can be told apart by before it is opened, in the user's words rather
+/// than libgit2's (`git:/no/such/dir` is not an "unsupported URL protocol").
+pub fn check_source(source: &str) -> Result<(), CliError> {
+    if let Some(path) = source.strip_prefix("git:") {
+        // URLs (`https://…`, `ssh://…`, `file://…`) and scp-like `host:path` go to git.
+        let url = path.contains("://") || path.split('/').next().is_some_and(|s| s.contains(':'));
+        if !url && !Path::new(path).exists() {
+            return Err(CliError::new(
+                Exit::Environment,
+                format!("git source {path}: no such repository, bundle or folder (the path does not exist)"),
+            )
+            .with_hint(
+                "`git:` takes a local repository, a bundle file or a URL; a relative path is read from the current folder",
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(path) = source.strip_prefix("dir:") {
+        if !Path::new(path).is_dir() {
+            return Err(CliError::new(
+                Exit::Environment,
+                format!("dir source {path}: no such folder"),
+            )
+            .with_hint(
+                "`dir:PATH` names a folder holding one sub-folder per release (`PATH/1.2.0/…`); a relative path is read from the current folder",
+            ));
+        }
+        return Ok(());
+    }
+    if source.starts_with("npm:") {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::BadInput,
+        format!("unknown source {source:?}: expected {SOURCE_KINDS}"),
+    )
+    .with_hint("or --preset backstage in a Backstage app"))
 }
 
 /// The app folder argument, shared by `plan`, `apply` and `releases`.

@@ -54,7 +54,7 @@ pub fn load_pipeline(path: &Path, json: bool) -> Result<uplift_pipeline::Pipelin
             );
             if json {
                 let text = serde_json::to_string_pretty(&*diagnostics).unwrap_or_default();
-                println!("{text}");
+                crate::output::write_json(&text);
                 error.rendered = Some(String::new());
             } else {
                 let colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -71,7 +71,7 @@ pub fn load_pipeline(path: &Path, json: bool) -> Result<uplift_pipeline::Pipelin
 
 pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     if args.print_schema {
-        print!(
+        out!(
             "{}",
             uplift_pipeline::schema::schema_json(&uplift_stages::catalog())
         );
@@ -82,9 +82,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> CliResult {
     let pipeline = load_pipeline(&path, json)?;
     if json {
         let ok = serde_json::json!({ "file": path.display().to_string(), "problems": [] });
-        println!("{}", serde_json::to_string_pretty(&ok).unwrap_or_default());
+        crate::output::write_json(&serde_json::to_string_pretty(&ok).unwrap_or_default());
     } else if !global.quiet {
-        println!(
+        outln!(
             "{}: valid pipeline `{}` ({} stage(s), {} finally)",
             path.display(),
             pipeline.name,
