@@ -236,7 +236,7 @@ pub async fn build_image(
     let options = ContextOptions {
         dockerfile: dockerfile.clone(),
         timestamps: req.timestamps,
-        dockerfile_ignore: builder == Builder::BuildKit,
+        buildkit: builder == Builder::BuildKit,
     };
     let context = crate::context::stream(req.context_dir.clone(), options).await?;
     // The name the engine reads the Dockerfile under (an outside one is added under a new name).

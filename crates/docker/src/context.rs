@@ -81,9 +81,11 @@ pub struct ContextOptions {
     /// or `dockerfile` when only that exists, as the CLI does). It may lie outside the context.
     pub dockerfile: String,
     pub timestamps: ContextTimestamps,
-    /// BuildKit's rule: `<Dockerfile>.dockerignore` next to the Dockerfile, when it exists,
-    /// replaces the context's `.dockerignore`.
-    pub dockerfile_ignore: bool,
+    /// BuildKit's rules instead of the classic builder's: `<Dockerfile>.dockerignore` next to
+    /// the Dockerfile, when it exists, replaces the context's `.dockerignore`, and
+    /// `.dockerignore` is not forced into the context (the Dockerfile still is: BuildKit reads
+    /// it from the uploaded context).
+    pub buildkit: bool,
 }
 
 impl ContextOptions {
@@ -122,6 +124,9 @@ pub(crate) struct Walked {
     /// A Dockerfile from outside the folder: its name in the context and its content.
     outside: Option<(String, Vec<u8>)>,
     timestamps: ContextTimestamps,
+    /// BuildKit ignores `.dockerignore` in an uploaded context: no need to name the outside
+    /// Dockerfile in it.
+    buildkit: bool,
     pub summary: ContextSummary,
 }
 
@@ -169,8 +174,14 @@ pub(crate) fn walk(dir: &Path, opts: &ContextOptions) -> Result<Walked> {
     let root_ignore = root.join(".dockerignore");
     let mut ignore_path = root_ignore.clone();
     let mut patterns = read_ignore_file(&root_ignore)?;
-    if opts.dockerfile_ignore {
-        let mut specific = dockerfile_abs.clone().into_os_string();
+    if opts.buildkit {
+        // The path as given, not its symlink's target: BuildKit looks next to the name it got.
+        let given = if opts.dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            opts.dockerfile.as_str()
+        };
+        let mut specific = root.join(given).into_os_string();
         specific.push(".dockerignore");
         let specific = PathBuf::from(specific);
         if let Some(own) = read_ignore_file(&specific)? {
@@ -186,9 +197,10 @@ pub(crate) fn walk(dir: &Path, opts: &ContextOptions) -> Result<Walked> {
     // The CLI refuses a bad file before anything else (`ValidateContextDirectory`).
     DockerIgnore::from_patterns(&excludes).map_err(ignore_error)?;
     // `TrimBuildFilesFromExcludes`, with the CLI's older matcher.
-    if DockerIgnore::from_patterns(&excludes)
-        .and_then(|m| m.matches_deprecated(b".dockerignore"))
-        .unwrap_or(false)
+    if !opts.buildkit
+        && DockerIgnore::from_patterns(&excludes)
+            .and_then(|m| m.matches_deprecated(b".dockerignore"))
+            .unwrap_or(false)
     {
         excludes.push(b"!.dockerignore".to_vec());
     }
@@ -281,7 +293,7 @@ pub(crate) fn walk(dir: &Path, opts: &ContextOptions) -> Result<Walked> {
     if let Some((_, content)) = &outside {
         summary.files += 1;
         summary.bytes += content.len() as u64;
-        if !entries.iter().any(|e| e.name == b".dockerignore") {
+        if !opts.buildkit && !entries.iter().any(|e| e.name == b".dockerignore") {
             summary.files += 1;
         }
     }
@@ -291,6 +303,7 @@ pub(crate) fn walk(dir: &Path, opts: &ContextOptions) -> Result<Walked> {
         dockerfile,
         outside,
         timestamps: opts.timestamps,
+        buildkit: opts.buildkit,
         summary,
     })
 }
@@ -475,7 +488,9 @@ fn write_tar<W: Write>(walked: &Walked, out: W) -> Result<W> {
     let mut ignore_written = false;
     for e in &walked.entries {
         let res = match &walked.outside {
-            Some((name, _)) if e.name == b".dockerignore" && e.meta.is_file() => {
+            Some((name, _))
+                if !walked.buildkit && e.name == b".dockerignore" && e.meta.is_file() =>
+            {
                 ignore_written = true;
                 write_ignore_naming(&mut w, walked, Some(e), name)
             }
@@ -491,7 +506,7 @@ fn write_tar<W: Write>(walked: &Walked, out: W) -> Result<W> {
             let mut h = base_header(tar::EntryType::Regular, 0o600, outside_mtime(walked));
             h.set_size(content.len() as u64);
             w.append(h, name.as_bytes(), None, &content[..])?;
-            if !ignore_written {
+            if !ignore_written && !walked.buildkit {
                 write_ignore_naming(&mut w, walked, None, name)?;
             }
             Ok(())
@@ -717,4 +732,301 @@ pub(crate) async fn stream(dir: PathBuf, opts: ContextOptions) -> Result<Context
         chunks,
         packer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    struct Seen {
+        name: Vec<u8>,
+        kind: tar::EntryType,
+        mode: u32,
+        uid: u64,
+        link: Vec<u8>,
+        mtime: u64,
+        data: Vec<u8>,
+    }
+
+    fn entries(tar: &[u8]) -> Vec<Seen> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                let h = e.header();
+                Seen {
+                    name: e.path_bytes().into_owned(),
+                    kind: h.entry_type(),
+                    mode: h.mode().unwrap(),
+                    uid: h.uid().unwrap() + h.gid().unwrap(),
+                    link: e
+                        .link_name_bytes()
+                        .map(|l| l.into_owned())
+                        .unwrap_or_default(),
+                    mtime: h.mtime().unwrap(),
+                    data,
+                }
+            })
+            .collect()
+    }
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        entries(tar)
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .collect()
+    }
+
+    fn find<'a>(all: &'a [Seen], name: &str) -> &'a Seen {
+        all.iter()
+            .find(|e| e.name == name.as_bytes())
+            .unwrap_or_else(|| panic!("{name} not sent"))
+    }
+
+    fn write(p: &Path, rel: &str, text: &str) {
+        let path = p.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn honours_dockerignore_and_keeps_dockerfile() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(p, "node_modules/x/i.js", "x");
+        write(p, "src/a.ts", "abc");
+        write(p, "notes.md", "n");
+        write(p, "README.md", "r");
+        write(p, "Dockerfile", "FROM scratch\n");
+        write(
+            p,
+            ".dockerignore",
+            "node_modules\n*.md\n!README.md\nDockerfile\n.dockerignore\n",
+        );
+        let ctx = BuildContext::pack(p, "Dockerfile").unwrap();
+        assert_eq!(
+            names(&ctx.tar),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "README.md",
+                "src/",
+                "src/a.ts"
+            ]
+        );
+        assert_eq!(ctx.summary.files, 4);
+        assert_eq!(ctx.dockerfile, "Dockerfile");
+        assert_eq!(
+            BuildContext::summarize(p, "Dockerfile").unwrap(),
+            ctx.summary
+        );
+        // Deterministic: the same tree packs to the same bytes.
+        assert_eq!(ctx.tar, BuildContext::pack(p, "Dockerfile").unwrap().tar);
+    }
+
+    #[test]
+    fn entries_keep_modes_links_and_special_files_as_the_cli_writes_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(p, "Dockerfile", "FROM scratch\n");
+        write(p, "key", "k");
+        std::fs::set_permissions(p.join("key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir(p.join("sticky")).unwrap();
+        std::fs::set_permissions(p.join("sticky"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        std::fs::hard_link(p.join("key"), p.join("key2")).unwrap();
+        let sparse = std::fs::File::create(p.join("sparse")).unwrap();
+        sparse.set_len(1 << 20).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(p.join("pipe"))
+                .status()
+                .unwrap()
+                .success()
+        );
+        let _socket = std::os::unix::net::UnixListener::bind(p.join("sock")).unwrap();
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xE9");
+        std::fs::write(p.join(latin1), "l").unwrap();
+        let long = "l".repeat(130);
+        write(p, &long, "long");
+
+        let ctx = BuildContext::pack(p, "").unwrap();
+        let all = entries(&ctx.tar);
+        assert_eq!(find(&all, "key").mode, 0o600);
+        assert_eq!(find(&all, "sticky/").mode, 0o1777);
+        assert!(all.iter().all(|e| e.uid == 0), "owner 0:0");
+        let link = find(&all, "key2");
+        assert_eq!(link.kind, tar::EntryType::Link);
+        assert_eq!(link.link, b"key");
+        let sparse = find(&all, "sparse");
+        assert_eq!(sparse.kind, tar::EntryType::Regular, "no GNU sparse entry");
+        assert_eq!(sparse.data.len(), 1 << 20);
+        assert_eq!(find(&all, "pipe").kind, tar::EntryType::Fifo);
+        assert!(
+            !all.iter().any(|e| e.name == b"sock"),
+            "sockets are left out"
+        );
+        assert!(
+            all.iter().any(|e| e.name == b"caf\xE9"),
+            "the name's bytes are kept"
+        );
+        assert_eq!(find(&all, &long).data, b"long");
+        // The raw archive holds that name as a PAX record, as Go writes it.
+        assert!(ctx.tar.windows(10).any(|w| w == b"path=caf\xE9\n"));
+    }
+
+    #[test]
+    fn dockerfile_in_an_excluded_folder_is_sent_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(p, "build/Dockerfile", "FROM scratch\n");
+        write(p, "build/other", "o");
+        write(p, "a", "a");
+        write(p, ".dockerignore", "build\n");
+        let ctx = BuildContext::pack(p, "build/Dockerfile").unwrap();
+        assert_eq!(names(&ctx.tar), [".dockerignore", "a", "build/Dockerfile"]);
+    }
+
+    #[test]
+    fn dockerfile_outside_is_added_and_named_in_dockerignore() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ctx");
+        write(&p, "a", "a");
+        write(d.path(), "Dockerfile.x", "FROM scratch\n");
+        let ctx = BuildContext::pack(&p, "../Dockerfile.x").unwrap();
+        assert!(
+            ctx.dockerfile.starts_with(".dockerfile."),
+            "{}",
+            ctx.dockerfile
+        );
+        assert_eq!(ctx.dockerfile.len(), ".dockerfile.".len() + 20);
+        let all = entries(&ctx.tar);
+        let added = find(&all, &ctx.dockerfile);
+        assert_eq!(
+            (added.mode, &added.data[..]),
+            (0o600, &b"FROM scratch\n"[..])
+        );
+        let ignore = find(&all, ".dockerignore");
+        assert_eq!(
+            ignore.data,
+            format!(".dockerignore\n{}\n", ctx.dockerfile).as_bytes()
+        );
+        assert_eq!(ctx.summary.files, 3);
+
+        // An existing .dockerignore gets the name appended.
+        write(&p, ".dockerignore", "b");
+        let ctx = BuildContext::pack(&p, "../Dockerfile.x").unwrap();
+        let ignore = entries(&ctx.tar);
+        let ignore = find(&ignore, ".dockerignore");
+        assert_eq!(ignore.data, format!("b\n{}\n", ctx.dockerfile).as_bytes());
+        // The name comes from the content: stable from one run to the next.
+        assert_eq!(
+            ctx.dockerfile,
+            BuildContext::pack(&p, "../Dockerfile.x")
+                .unwrap()
+                .dockerfile
+        );
+    }
+
+    #[test]
+    fn buildkit_reads_the_dockerfiles_own_ignore_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(p, "build/App.Dockerfile", "FROM scratch\n");
+        write(
+            p,
+            "build/App.Dockerfile.dockerignore",
+            "other.txt\n.dockerignore\n",
+        );
+        write(p, ".dockerignore", "secret.txt\n");
+        write(p, "secret.txt", "s");
+        write(p, "other.txt", "o");
+        let opts = ContextOptions {
+            dockerfile: "build/App.Dockerfile".into(),
+            buildkit: true,
+            ..Default::default()
+        };
+        let sent = names(&BuildContext::pack_with(p, &opts).unwrap().tar);
+        assert!(sent.contains(&"secret.txt".to_owned()), "{sent:?}");
+        assert!(!sent.contains(&"other.txt".to_owned()), "{sent:?}");
+        assert!(!sent.contains(&".dockerignore".to_owned()), "{sent:?}");
+        // The classic builder knows only .dockerignore.
+        let classic = names(&BuildContext::pack(p, "build/App.Dockerfile").unwrap().tar);
+        assert!(classic.contains(&"other.txt".to_owned()), "{classic:?}");
+        assert!(!classic.contains(&"secret.txt".to_owned()), "{classic:?}");
+    }
+
+    #[test]
+    fn source_timestamps_are_the_files_own() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(p, "Dockerfile", "FROM scratch\n");
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_600_000_000_700);
+        std::fs::File::options()
+            .write(true)
+            .open(p.join("Dockerfile"))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let opts = ContextOptions {
+            timestamps: ContextTimestamps::Source,
+            ..Default::default()
+        };
+        let all = entries(&BuildContext::pack_with(p, &opts).unwrap().tar);
+        assert_eq!(
+            find(&all, "Dockerfile").mtime,
+            1_600_000_000,
+            "truncated to the second"
+        );
+        let all = entries(&BuildContext::pack(p, "").unwrap().tar);
+        assert_eq!(find(&all, "Dockerfile").mtime, FIXED_MTIME);
+    }
+
+    #[test]
+    fn a_missing_dockerfile_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        let err = BuildContext::pack(d.path(), "nope/Dockerfile").unwrap_err();
+        assert!(err.to_string().contains("nope/Dockerfile"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn streamed_context_equals_packed_context() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        for i in 0..200 {
+            write(p, &format!("src/f{i}.txt"), &"x".repeat(3000 + i));
+        }
+        write(p, "Dockerfile", "FROM scratch\n");
+        let packed = BuildContext::pack(p, "Dockerfile").unwrap();
+        let mut s = stream(p.into(), ContextOptions::for_dockerfile("Dockerfile"))
+            .await
+            .unwrap();
+        let mut streamed = Vec::new();
+        let mut chunks = 0;
+        while let Some(c) = s.chunks.recv().await {
+            streamed.extend_from_slice(&c);
+            chunks += 1;
+        }
+        s.packer.await.unwrap().unwrap();
+        assert!(chunks > 1, "sent in chunks");
+        assert_eq!(s.summary, packed.summary);
+        assert_eq!(streamed, packed.tar);
+    }
+
+    #[test]
+    fn symlinks_are_stored_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        write(p, "Dockerfile", "FROM scratch\n");
+        std::os::unix::fs::symlink("/etc/hostname", p.join("link")).unwrap();
+        let all = entries(&BuildContext::pack(p, "").unwrap().tar);
+        let link = find(&all, "link");
+        assert_eq!(link.kind, tar::EntryType::Symlink);
+        assert_eq!(link.link, b"/etc/hostname");
+    }
 }

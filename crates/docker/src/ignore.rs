@@ -165,14 +165,11 @@ impl DockerIgnore {
 
     /// Reads an ignore file; no file means no pattern.
     pub fn load_file(path: &Path) -> crate::Result<Self> {
-        Ok(
-            Self::from_patterns(read_ignore_file(path)?.unwrap_or_default()).map_err(|source| {
-                crate::Error::IgnoreFile {
-                    path: path.into(),
-                    source,
-                }
-            })?,
-        )
+        let patterns = read_ignore_file(path)?.unwrap_or_default();
+        Self::from_patterns(patterns).map_err(|source| crate::Error::IgnoreFile {
+            path: path.into(),
+            source,
+        })
     }
 
     /// Whether any pattern is a `!` exception.
