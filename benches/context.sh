@@ -53,7 +53,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR
 ratio() { awk -v u="$1" -v c="$2" 'BEGIN{printf "%.2f", u/c}'; }
 
 # Warm the page cache and check that both sides work before timing.
-cli_fake >/dev/null && uplift_fake >/dev/null
+cli_fake >/dev/null 2>&1 && uplift_fake >/dev/null
 
 printf '%-8s %10s %12s %7s\n' case "cli (ms)" "uplift (ms)" ratio
 for case in context build; do
