@@ -987,6 +987,53 @@ mod tests {
         assert_eq!(find(&all, "Dockerfile").mtime, FIXED_MTIME);
     }
 
+    /// The deliberate difference: a folder `.dockerignore` excludes is never read, so an
+    /// unreadable one builds (the CLI's pre-check fails); an unreadable folder that is sent
+    /// fails. Root reads everything, so as root the check re-runs this test as `nobody`.
+    #[test]
+    fn an_unreadable_excluded_folder_is_not_read() {
+        let check = |root: &Path| {
+            let excluded = BuildContext::pack(&root.join("excluded"), "");
+            assert!(excluded.is_ok(), "{:?}", excluded.err());
+            let sent = BuildContext::pack(&root.join("sent"), "").unwrap_err();
+            assert!(sent.to_string().contains("db-data"), "{sent}");
+        };
+        if let Ok(dir) = std::env::var("UPLIFT_UNREADABLE_CONTEXT") {
+            return check(Path::new(&dir));
+        }
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for ctx in ["excluded", "sent"] {
+            write(root, &format!("{ctx}/Dockerfile"), "FROM scratch\n");
+            write(root, &format!("{ctx}/db-data/pg_control"), "x");
+            std::fs::set_permissions(
+                root.join(ctx).join("db-data"),
+                std::fs::Permissions::from_mode(0o000),
+            )
+            .unwrap();
+        }
+        write(root, "excluded/.dockerignore", "db-data\n");
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root_user = std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false);
+        if !root_user {
+            return check(root);
+        }
+        use std::os::unix::process::CommandExt;
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "context::tests::an_unreadable_excluded_folder_is_not_read",
+            ])
+            .env("UPLIFT_UNREADABLE_CONTEXT", root)
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the check as nobody failed");
+    }
+
     #[test]
     fn a_missing_dockerfile_is_an_error_naming_it() {
         let d = tempfile::tempdir().unwrap();
