@@ -491,3 +491,45 @@ async fn uplift_builds_the_image_the_docker_cli_builds() {
         failures.join("\n")
     );
 }
+
+/// No buildx on this machine to compare with: BuildKit's own rule is checked on the image.
+/// The engine applies no `.dockerignore` to an uploaded context, so what is left out here is
+/// what Uplift left out: `build/App.Dockerfile.dockerignore` replaces `.dockerignore`.
+#[tokio::test]
+async fn buildkit_builds_with_the_dockerfiles_own_ignore_file() {
+    if !docker::available() {
+        return;
+    }
+    let Some(engine) = docker::connected(Engine::connect().await) else {
+        return;
+    };
+    if !engine.supports_buildkit() {
+        uplift_testkit::missing("an engine with BuildKit");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let ctx = scratch.path();
+    common_files(ctx);
+    std::fs::create_dir(ctx.join("build")).unwrap();
+    std::fs::write(ctx.join("build/App.Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(ctx.join("build/App.Dockerfile.dockerignore"), "*.md\nsrc\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "secret.txt\n").unwrap();
+    let tag = format!("{}:buildkit", per_process("uplift-ctx-diff"));
+    let req = BuildRequest {
+        context_dir: ctx.into(),
+        dockerfile: "build/App.Dockerfile".into(),
+        tags: vec![tag.clone()],
+        builder: Builder::BuildKit,
+        ..Default::default()
+    };
+    build_image(&engine, &req, &mut |_| {}).await.unwrap();
+    let files = export(&tag);
+    docker_quiet(&["rmi", "-f", &tag]);
+    let has = |name: &str| files.contains_key(format!("ctx/{name}").as_bytes());
+    assert!(has("secret.txt"), "the root .dockerignore is replaced");
+    assert!(
+        !has("README.md") && !has("src/a.ts"),
+        "the Dockerfile's own applies"
+    );
+    assert!(has("a.txt") && has("build/App.Dockerfile"));
+}
