@@ -1005,4 +1005,40 @@ mod tests {
             assert_eq!(go_clean(input.as_bytes()), want.as_bytes(), "{input}");
         }
     }
+
+    proptest::proptest! {
+        /// Any file, any path: an answer or an error, never a panic.
+        #[test]
+        fn never_panics(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            path in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..60),
+        ) {
+            if let Ok(i) = DockerIgnore::parse(&text) {
+                let _ = i.matches_or_parent_matches(&path);
+                let _ = i.matches_deprecated(&path);
+                let _ = i.matches_using_parent_results(&path, &MatchInfo::default());
+            }
+        }
+
+        /// Patterns of plain names compare exactly, and match their folder's content.
+        #[test]
+        fn plain_names_compare_exactly(
+            pattern in "[a-z0-9_-]{1,8}(/[a-z0-9_-]{1,8}){0,2}",
+            path in "[a-z0-9_-]{1,8}(/[a-z0-9_-]{1,8}){0,3}",
+        ) {
+            let i = DockerIgnore::parse(pattern.as_bytes()).unwrap();
+            let expected = path == pattern || path.starts_with(&format!("{pattern}/"));
+            proptest::prop_assert_eq!(i.matches_or_parent_matches(path.as_bytes()).unwrap(), expected);
+        }
+
+        /// `*` is `[^/]*`: a star pattern matches a name with any middle but no `/` (no folder
+        /// on the way ends with `z`, so no parent matches).
+        #[test]
+        fn star_stays_in_its_component(middle in "[a-y/.]{0,10}") {
+            let i = DockerIgnore::parse(b"a*z").unwrap();
+            let name = format!("a{middle}z");
+            let expected = !middle.contains('/');
+            proptest::prop_assert_eq!(i.matches_or_parent_matches(name.as_bytes()).unwrap(), expected);
+        }
+    }
 }
