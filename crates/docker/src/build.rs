@@ -5,7 +5,7 @@ use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
-use crate::context::ContextSummary;
+use crate::context::{ContextOptions, ContextSummary, ContextTimestamps};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::reference::ImageRef;
@@ -27,8 +27,11 @@ pub enum Builder {
 pub struct BuildRequest {
     /// The folder sent as the build context.
     pub context_dir: PathBuf,
-    /// The Dockerfile, relative to the context (`Dockerfile` when empty).
+    /// The Dockerfile, relative to the context folder or absolute (`Dockerfile` when empty). It
+    /// may lie outside the context, as `docker build -f ../Dockerfile.x .` allows.
     pub dockerfile: String,
+    /// The timestamps of the context's entries (fixed by default, or the CLI's).
+    pub timestamps: ContextTimestamps,
     /// The stage to build in a multi-stage Dockerfile.
     pub target: Option<String>,
     pub build_args: BTreeMap<String, String>,
@@ -230,7 +233,14 @@ pub async fn build_image(
         ImageRef::parse(tag)?;
     }
 
-    let context = crate::context::stream(req.context_dir.clone(), dockerfile.clone()).await?;
+    let options = ContextOptions {
+        dockerfile: dockerfile.clone(),
+        timestamps: req.timestamps,
+        buildkit: builder == Builder::BuildKit,
+    };
+    let context = crate::context::stream(req.context_dir.clone(), options).await?;
+    // The name the engine reads the Dockerfile under (an outside one is added under a new name).
+    let dockerfile_in_context = context.dockerfile.clone();
     tracing::debug!(
         files = context.summary.files,
         bytes = context.summary.bytes,
@@ -249,7 +259,7 @@ pub async fn build_image(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let mut opts = BuildImageOptionsBuilder::new()
-        .dockerfile(&dockerfile)
+        .dockerfile(&dockerfile_in_context)
         .buildargs(&build_args)
         .labels(&labels)
         .rm(true)

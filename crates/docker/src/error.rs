@@ -28,12 +28,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A `.dockerignore` pattern is not a valid pattern.
-    #[error("parse .dockerignore pattern {pattern:?}")]
-    IgnorePattern {
-        pattern: String,
+    /// An ignore file (`.dockerignore`, `<Dockerfile>.dockerignore`) is refused, as the Docker
+    /// CLI refuses it.
+    #[error("read ignore file {path}")]
+    IgnoreFile {
+        path: PathBuf,
         #[source]
-        source: globset::Error,
+        source: crate::ignore::IgnoreError,
+    },
+
+    /// The Dockerfile is not where the request says.
+    #[error("locate the Dockerfile {path}")]
+    Dockerfile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 
     /// The Dockerfile uses a BuildKit-only feature but BuildKit cannot be used.

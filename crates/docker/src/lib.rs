@@ -7,8 +7,9 @@
 //! - [`ResourceGuard`]: every container, network and volume created for a run carries the label
 //!   [`LABEL_RUN_ID`]; the guard removes what it tracks when it is dropped or cancelled, and
 //!   [`remove_run_resources`] removes what a crashed run left behind.
-//! - [`DockerIgnore`] and [`BuildContext`]: the build context as a tar stream honouring
-//!   `.dockerignore` with Docker's own rules.
+//! - [`DockerIgnore`] and [`BuildContext`]: the build context the Docker CLI sends (its
+//!   `.dockerignore` rules, modes, links, special files, a Dockerfile outside the context),
+//!   with fixed or source timestamps ([`ContextTimestamps`]).
 //! - [`build_image`] ([`BuildRequest`], [`BuildEvent`]): BuildKit when the engine supports it,
 //!   the classic builder otherwise, and [`Error::BuildKitRequired`] when a Dockerfile needs
 //!   BuildKit and cannot have it.
@@ -34,13 +35,13 @@ mod registry;
 mod run;
 
 pub use build::{BuildEvent, BuildRequest, Builder, BuiltImage, build_image, needs_buildkit};
-pub use context::{BuildContext, ContextSummary};
+pub use context::{BuildContext, ContextOptions, ContextSummary, ContextTimestamps};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use guard::{
     LABEL_CACHE, LABEL_RUN_ID, RemovedResources, ResourceGuard, RunId, remove_run_resources,
 };
-pub use ignore::DockerIgnore;
+pub use ignore::{DockerIgnore, IgnoreError, MatchInfo};
 pub use reference::{ImageRef, TagPolicy, oci_labels, tag_policy};
 pub use registry::{
     PushEvent, RegistryAuth, RegistryStatus, RetryPolicy, check_registry, credentials_from_config,

@@ -13,9 +13,10 @@ use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 use uplift_docker::{
-    BuildContext, BuildEvent, BuildRequest, Builder, ContextSummary, Engine, ImageRef, PushEvent,
-    RegistryAuth, RegistryStatus, RetryPolicy, TagPolicy, build_image, check_registry,
-    credentials_from_config, oci_labels, push_image, registry_digest, tag_policy,
+    BuildContext, BuildEvent, BuildRequest, Builder, ContextOptions, ContextSummary,
+    ContextTimestamps, Engine, ImageRef, PushEvent, RegistryAuth, RegistryStatus, RetryPolicy,
+    TagPolicy, build_image, check_registry, credentials_from_config, oci_labels, push_image,
+    registry_digest, tag_policy,
 };
 use uplift_exec::{
     BoxFuture, Outputs, PlanContext, Progress, ProgressUnit, ResolvedStage, RunContext, Stage,
@@ -86,6 +87,8 @@ pub struct ImagePlan {
     /// `KEY=value`, masked.
     pub build_args: Vec<String>,
     pub builder: String,
+    /// The context's timestamps: fixed (reproducible) or the files' own (the CLI's).
+    pub timestamps: ContextTimestamps,
     pub push: bool,
     /// When pushing: whether the registry answers and accepts the credentials.
     pub registry: Option<RegistryStatus>,
@@ -160,6 +163,13 @@ fn builder_of(b: ImageBuilder) -> Builder {
     }
 }
 
+fn timestamps_of(t: uplift_pipeline::stages::image::ContextTimestamps) -> ContextTimestamps {
+    match t {
+        uplift_pipeline::stages::image::ContextTimestamps::Fixed => ContextTimestamps::Fixed,
+        uplift_pipeline::stages::image::ContextTimestamps::Source => ContextTimestamps::Source,
+    }
+}
+
 /// The build args whose value holds a secret (masking changes it). Docker records build args
 /// in the image's history (`docker history`), so such a value ends up in the pushed image:
 /// the stage says so in its plan and its log.
@@ -193,8 +203,16 @@ pub async fn plan_image(
 ) -> Result<ImagePlan, ImageError> {
     let (repo, context, tags, _) = resolve(with, work_dir)?;
     let dir = context.clone();
-    let df = with.dockerfile.clone();
-    let summary = tokio::task::spawn_blocking(move || BuildContext::summarize(&dir, &df))
+    let options = ContextOptions {
+        dockerfile: with.dockerfile.clone(),
+        timestamps: timestamps_of(with.context_timestamps),
+        buildkit: match with.builder {
+            ImageBuilder::Auto => engine.is_some_and(Engine::supports_buildkit),
+            ImageBuilder::Classic => false,
+            ImageBuilder::Buildkit => true,
+        },
+    };
+    let summary = tokio::task::spawn_blocking(move || BuildContext::summarize_with(&dir, &options))
         .await
         .map_err(|e| ImageError::Settings(format!("count the context: {e}")))??;
     let (auth, credentials) = auth_for(with, work_dir, &repo)?;
@@ -221,6 +239,7 @@ pub async fn plan_image(
             .map(|(k, v)| format!("{k}={}", mask(v)))
             .collect(),
         builder: builder.to_owned(),
+        timestamps: timestamps_of(with.context_timestamps),
         push: with.push,
         registry,
         credentials,
@@ -279,6 +298,7 @@ pub async fn run_image(
         tags: tags.clone(),
         builder: builder_of(with.builder),
         no_cache: false,
+        timestamps: timestamps_of(with.context_timestamps),
     };
     let mut vertices: BTreeMap<String, bool> = BTreeMap::new();
     let build_task = format!("build {}", repo.name());
@@ -443,6 +463,14 @@ impl Stage for ImageStage {
                 plan.summary.bytes,
                 plan.builder
             ),
+            match plan.timestamps {
+                ContextTimestamps::Fixed => "context as `docker build` sends it, with one fixed \
+                    timestamp (reproducible; `context-timestamps: source` keeps the files' own)"
+                    .to_owned(),
+                ContextTimestamps::Source => "context as `docker build` sends it, with the \
+                    files' own timestamps (`context-timestamps: source`)"
+                    .to_owned(),
+            },
             format!("tags: {}", plan.tags.join(", ")),
         ];
         if !plan.build_args.is_empty() {
@@ -493,6 +521,7 @@ impl Stage for ImageStage {
                 "tags": plan.tags,
                 "context-files": plan.summary.files,
                 "context-bytes": plan.summary.bytes,
+                "context-timestamps": plan.timestamps.as_str(),
                 "build-args": plan.build_args,
                 "push": plan.push,
                 "registry-reachable": plan.registry.as_ref().map(|r| r.reachable),

@@ -18,6 +18,18 @@ pub enum ImageBuilder {
     Buildkit,
 }
 
+/// The timestamps written in the build context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextTimestamps {
+    /// One fixed time for every file: the same files give the same context (reproducible
+    /// builds, a warm build cache); files copied into the image carry that time.
+    #[default]
+    Fixed,
+    /// Each file's modification time, to the second, as `docker build` sends it.
+    Source,
+}
+
 /// Registry credentials given in the file (usually from secrets: `${{ secrets.REGISTRY_PASSWORD }}`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -58,6 +70,9 @@ pub struct ImageWith {
     pub tags: Vec<String>,
     #[serde(default)]
     pub builder: ImageBuilder,
+    /// The timestamps of the files sent in the build context.
+    #[serde(default)]
+    pub context_timestamps: ContextTimestamps,
     /// Push every tag and output the reference pinned by the registry's digest.
     #[serde(default)]
     pub push: bool,
