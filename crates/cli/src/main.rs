@@ -9,6 +9,7 @@ mod gha;
 mod output;
 mod progress;
 mod progress_bars;
+mod timings;
 
 use std::process::ExitCode;
 
@@ -62,8 +63,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
-    output::init_tracing(&cli.global);
+    let timings =
+        matches!(&cli.command, Command::Plan(args) if args.timings).then(timings::Timings::default);
+    output::init_tracing(&cli.global, timings.as_ref());
     let result = match cli.command {
         Command::Releases(args) => commands::releases::run(args, &cli.global),
         Command::Diff(args) => commands::diff::run(args, &cli.global),
@@ -77,6 +81,9 @@ fn main() -> ExitCode {
         Command::Cleanup(args) => commands::cleanup::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args),
     };
+    if let Some(timings) = &timings {
+        eprint!("{}", timings.render(started));
+    }
     match result {
         Ok(code) => code.into(),
         Err(error) => {

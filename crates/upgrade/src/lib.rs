@@ -27,3 +27,13 @@ pub use plan::{
 /// The download reports an `npm:` upstream gives [`UpstreamConfig::download_progress`].
 pub use uplift_npm::{DownloadProgress, DownloadProgressFn};
 pub use upstream::{Upstream, UpstreamConfig};
+
+/// The tracing target of the spans that mark an upgrade's phases (`open source`, `list
+/// releases`, `render base`, `render target`, `read app`, `merge`); `uplift plan --timings`
+/// adds them up.
+pub const TIMINGS_TARGET: &str = "uplift::timings";
+
+/// Runs `work` inside a phase span (see [`TIMINGS_TARGET`]) whose `name` field names the phase.
+pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
+    tracing::info_span!(target: "uplift::timings", "phase", name).in_scope(work)
+}

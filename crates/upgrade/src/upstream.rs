@@ -101,9 +101,12 @@ impl Upstream {
             }
             Box::new(source)
         } else {
-            uplift_template::open_source(&config.source, &options)?
+            crate::phase("open source", || {
+                uplift_template::open_source(&config.source, &options)
+            })?
         };
-        let releases = ReleaseList::new(source.describe(), source.releases()?, config.include_pre);
+        let listed = crate::phase("list releases", || source.releases())?;
+        let releases = ReleaseList::new(source.describe(), listed, config.include_pre);
         Ok(Self {
             config,
             source,
