@@ -12,6 +12,7 @@ mod gha;
 mod interrupt;
 mod progress;
 mod progress_bars;
+mod timings;
 
 use std::process::ExitCode;
 
@@ -65,8 +66,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
-    output::init_tracing(&cli.global);
+    let timings =
+        matches!(&cli.command, Command::Plan(args) if args.timings).then(timings::Timings::default);
+    output::init_tracing(&cli.global, timings.as_ref());
     // Inside Actions, data on stdout is shielded from the runner's command parsing (`--github`
     // turns it on for `run` and `check` too).
     output::set_github(std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"));
@@ -83,6 +87,9 @@ fn main() -> ExitCode {
         Command::Cleanup(args) => commands::cleanup::run(args, &cli.global),
         Command::Completions(args) => commands::completions::run(args),
     };
+    if let Some(timings) = &timings {
+        eprint!("{}", timings.render(started));
+    }
     match result {
         Ok(code) => code.into(),
         Err(error) => {

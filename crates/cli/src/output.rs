@@ -13,7 +13,10 @@
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 use crate::GlobalArgs;
 
@@ -144,7 +147,8 @@ pub fn quiet() -> bool {
 }
 
 /// Sends tracing to stderr at the level `--quiet`/`--verbose` ask for, and records `--quiet`.
-pub fn init_tracing(global: &GlobalArgs) {
+/// With `timings`, the phase spans are also added up there (see [`crate::timings`]).
+pub fn init_tracing(global: &GlobalArgs, timings: Option<&crate::timings::Timings>) {
     QUIET.store(global.quiet, Ordering::Relaxed);
     let default = if global.quiet {
         "error"
@@ -154,12 +158,20 @@ pub fn init_tracing(global: &GlobalArgs) {
         "warn"
     };
     let filter = EnvFilter::try_from_env("UPLIFT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Phase spans are for `--timings` only: they never prefix the log lines.
+    let filter = match format!("{}=off", uplift_upgrade::TIMINGS_TARGET).parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let colour = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .without_time()
         .with_target(false)
-        .init();
+        .with_filter(filter);
+    let phases = timings.cloned().map(|timings| {
+        timings.with_filter(Targets::new().with_target(uplift_upgrade::TIMINGS_TARGET, Level::INFO))
+    });
+    tracing_subscriber::registry().with(log).with(phases).init();
 }

@@ -7,12 +7,8 @@ pub enum Error {
         "invalid npm source {spec:?}: expected `npm:PACKAGE`, e.g. `npm:@backstage/create-app`"
     )]
     Spec { spec: String },
-    #[error("list the release tags of {location}")]
-    ReleaseTags {
-        location: String,
-        #[source]
-        source: git2::Error,
-    },
+    #[error("list the release tags of {location}: {detail}")]
+    ReleaseTags { location: String, detail: String },
     #[error("fetch {url}")]
     Http {
         url: String,

@@ -2,8 +2,9 @@
 //!
 //! The versions site is static (one folder per release, no listing), so the list comes from
 //! the repository Backstage tags every release in (`v1.53.0`, `v1.54.0-next.0`: the tag the
-//! release workflow checks out to build that release's manifest). Only the refs are read
-//! (`git ls-remote`'s exchange through libgit2): no object is fetched.
+//! release workflow checks out to build that release's manifest). Only the refs are read, by
+//! `git ls-remote` (libgit2 is built without TLS; git speaks HTTPS and honours the user's
+//! proxy and credential settings): no object is fetched.
 
 use uplift_template::Release;
 
@@ -11,21 +12,26 @@ use crate::Error;
 
 /// The releases tagged `vX.Y.Z[-PRE]` in the repository at `location` (a URL or a path).
 pub fn release_tags(location: &str) -> Result<Vec<Release>, Error> {
-    let error = |source: git2::Error| Error::ReleaseTags {
+    let error = |detail: String| Error::ReleaseTags {
         location: location.to_string(),
-        source,
+        detail,
     };
-    let mut remote = git2::Remote::create_detached(location).map_err(error)?;
-    // A proxy as git finds it (`http.proxy`, `https_proxy`), as `git ls-remote` would use.
-    let mut proxy = git2::ProxyOptions::new();
-    proxy.auto();
-    let connection = remote
-        .connect_auth(git2::Direction::Fetch, None, Some(proxy))
-        .map_err(error)?;
-    let heads = connection.list().map_err(error)?;
-    let mut releases: Vec<Release> = heads
-        .iter()
-        .filter_map(|head| release_of_ref(head.name()))
+    let output = std::process::Command::new("git")
+        .args(["ls-remote", "--tags", "--refs", "--", location])
+        // Never wait for a password on a terminal: a pipeline has nobody to type it.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| error(format!("could not run git: {e}")))?;
+    if !output.status.success() {
+        return Err(error(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let mut releases: Vec<Release> = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter_map(|(_, name)| release_of_ref(name))
         .collect();
     releases.sort_by(|a, b| a.version.cmp(&b.version));
     releases.dedup_by(|a, b| a.version == b.version);

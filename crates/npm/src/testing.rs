@@ -165,7 +165,7 @@ impl FakeRegistry {
         Ok(registry)
     }
 
-    /// The git repository whose `v<R>` tags are the releases (a path: libgit2 lists it as it
+    /// The git repository whose `v<R>` tags are the releases (a path: `git ls-remote` lists it as it
     /// lists a remote).
     pub fn releases_git(&self) -> String {
         self.tags.path().display().to_string()

@@ -29,3 +29,13 @@ pub use plan::{
 pub use uplift_npm::{DownloadProgress, DownloadProgressFn};
 pub use uplift_tree::{ApplyControl, Recovered, RecoveryOutcome};
 pub use upstream::{TemplateChoice, Upstream, UpstreamConfig};
+
+/// The tracing target of the spans that mark an upgrade's phases (`open source`, `list
+/// releases`, `render base`, `render target`, `read app`, `merge`); `uplift plan --timings`
+/// adds them up.
+pub const TIMINGS_TARGET: &str = "uplift::timings";
+
+/// Runs `work` inside a phase span (see [`TIMINGS_TARGET`]) whose `name` field names the phase.
+pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
+    tracing::info_span!(target: "uplift::timings", "phase", name).in_scope(work)
+}

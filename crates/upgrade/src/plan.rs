@@ -107,14 +107,19 @@ pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<St
         .collect();
     let mut overlay = Overlay::new();
     let mut steps = Vec::new();
+    // Each release is rendered once: a step's target is the next step's base.
+    let mut previous_tree = crate::phase("render base", || upstream.render_template(&from))?;
     let mut previous = from;
     for (index, release) in releases.iter().enumerate() {
-        let step_request = UpgradeRequest {
-            from: Some(previous.version.to_string()),
-            to: release.version.to_string(),
-            ..request.clone()
-        };
-        let prepared = prepare_over(upstream, &step_request, &overlay)?;
+        let theirs = crate::phase("render target", || upstream.render_template(release))?;
+        let prepared = prepare_rendered(
+            upstream,
+            request,
+            &overlay,
+            (&previous, &previous_tree),
+            (release, &theirs),
+            line_notes(upstream, &previous),
+        )?;
         for change in &prepared.changes {
             match change {
                 Change::Write { path, entry } => overlay.insert(path.clone(), Some(entry.clone())),
@@ -135,6 +140,7 @@ pub fn prepare_steps(upstream: &Upstream, request: &UpgradeRequest) -> Result<St
             });
         }
         previous = release.clone();
+        previous_tree = theirs;
     }
     Ok(Steps {
         steps,
@@ -218,19 +224,41 @@ fn prepare_over(
     request: &UpgradeRequest,
     overlay: &Overlay,
 ) -> Result<Prepared, Error> {
-    let app = request.app.as_path();
     let (from, to, notes) = resolve_range(upstream, request, overlay)?;
+    let base = crate::phase("render base", || upstream.render_template(&from))?;
+    let theirs = crate::phase("render target", || upstream.render_template(&to))?;
+    prepare_rendered(
+        upstream,
+        request,
+        overlay,
+        (&from, &base),
+        (&to, &theirs),
+        notes,
+    )
+}
+
+/// A release's rendered template, and the template folder it came from.
+type Rendered = (Tree, Option<String>);
+
+/// The plan from `from` to `to`, both already rendered (the request's own range is not read).
+fn prepare_rendered(
+    upstream: &Upstream,
+    request: &UpgradeRequest,
+    overlay: &Overlay,
+    (from, (base, template_from)): (&Release, &Rendered),
+    (to, (theirs, template_to)): (&Release, &Rendered),
+    notes: Vec<String>,
+) -> Result<Prepared, Error> {
+    let app = request.app.as_path();
     tracing::info!(from = %from, to = %to, source = %upstream.describe(), "preparing upgrade");
-    let (base, template_from) = upstream.render_template(&from)?;
-    let (theirs, template_to) = upstream.render_template(&to)?;
-    let ours = read_paths(app, overlay, &base, &theirs)?;
+    let ours = crate::phase("read app", || read_paths(app, overlay, base, theirs))?;
     let mut options = request.merge.clone();
     options.text.labels = Labels {
         ours: "app".to_string(),
         base: format!("upstream {from}"),
         theirs: format!("upstream {to}"),
     };
-    let mut outcome = merge_trees(&base, &theirs, &ours, &options);
+    let mut outcome = crate::phase("merge", || merge_trees(base, theirs, &ours, &options));
     record_release(
         app,
         overlay,
@@ -244,8 +272,8 @@ fn prepare_over(
         source: upstream.describe(),
         from: from.to_string(),
         to: to.to_string(),
-        template_from,
-        template_to,
+        template_from: template_from.clone(),
+        template_to: template_to.clone(),
         line: upstream.line().to_string(),
         summary: Summary::of(&outcome.files),
         files: outcome.files,

@@ -116,11 +116,13 @@ impl Upstream {
             }
             Box::new(source)
         } else {
-            uplift_template::open_source(&config.source, &options)?
+            crate::phase("open source", || {
+                uplift_template::open_source(&config.source, &options)
+            })?
         };
-        let mut releases =
-            ReleaseList::new(source.describe(), source.releases()?, config.include_pre)
-                .with_line(config.line.unwrap_or_default());
+        let listed = crate::phase("list releases", || source.releases())?;
+        let mut releases = ReleaseList::new(source.describe(), listed, config.include_pre)
+            .with_line(config.line.unwrap_or_default());
         for (line, release) in source.line_latest()? {
             releases = releases.with_line_latest(line, release);
         }

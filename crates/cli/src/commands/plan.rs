@@ -16,6 +16,10 @@ pub struct Args {
     /// The output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Print to stderr where the plan spent its time, per phase (open source, list releases,
+    /// render base and target, read app, merge, report).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// Options of `plan` and `apply`.
@@ -138,6 +142,6 @@ pub fn run(args: Args, _global: &GlobalArgs) -> CliResult {
         return crate::commands::stepwise::plan(&args.upgrade, args.format);
     }
     let prepared = args.upgrade.prepare()?;
-    print(&prepared, args.format);
+    uplift_upgrade::phase("report", || print(&prepared, args.format));
     Ok(Exit::Success)
 }

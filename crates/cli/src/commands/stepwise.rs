@@ -31,7 +31,7 @@ pub fn plan(args: &UpgradeArgs, format: Format) -> CliResult {
     for step in &mut steps.steps {
         uplift_upgrade::preset::add_follow_ups(&upstream, step);
     }
-    print_steps(&steps, format);
+    uplift_upgrade::phase("report", || print_steps(&steps, format));
     Ok(Exit::Success)
 }
 
