@@ -148,24 +148,9 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// A CommonMark code span that shows `text` exactly: the fence is one backtick more than the
-/// longest run of backticks inside, padded with a space when the text starts or ends with a
-/// backtick (or a space, which the padding rule would otherwise strip).
+/// A CommonMark code span that shows `text` exactly (the plan reports' own rule).
 pub fn code(text: &str) -> String {
-    let text = text.replace(['\n', '\r'], " ");
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
-    let fence = "`".repeat(longest + 1);
-    let pad = if text.starts_with(['`', ' ']) || text.ends_with(['`', ' ']) {
-        " "
-    } else {
-        ""
-    };
-    format!("{fence}{pad}{text}{pad}{fence}")
+    uplift_upgrade::report::code_span(text)
 }
 
 /// The pull-request body of an upgrade, at most `limit` bytes (so at most `limit` characters):

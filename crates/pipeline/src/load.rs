@@ -42,6 +42,9 @@ const TOP_KEYS: &[&str] = &[
 
 /// Parses and checks a pipeline file's text. `file` is the name shown in diagnostics.
 pub fn parse(file: &str, text: &str, catalog: &Catalog) -> Result<Pipeline, Diagnostics> {
+    // A byte-order mark is how some editors start a UTF-8 file, not content (YAML 1.2 allows it
+    // only there); left in, the parser sees a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut checker = Checker {
         text,
         spans: SpanIndex::default(),

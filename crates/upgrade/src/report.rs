@@ -35,7 +35,7 @@ fn action_colour(action: Action) -> &'static str {
 
 /// A CommonMark code span showing `text` exactly: fenced by one backtick more than the longest
 /// run inside, padded with a space when it starts or ends with a backtick or a space.
-fn code_span(text: &str) -> String {
+pub fn code_span(text: &str) -> String {
     let text = text.replace(['\n', '\r'], " ");
     let (mut longest, mut run) = (0, 0);
     for c in text.chars() {

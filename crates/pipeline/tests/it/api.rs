@@ -92,3 +92,13 @@ fn main_stage_cannot_need_a_finally_stage() {
     assert_eq!((d.problems[0].line, d.problems[0].column), (4, 12));
     assert!(d.problems[0].message.contains("a `finally` stage"));
 }
+
+#[test]
+fn a_byte_order_mark_before_the_first_key_is_not_a_second_document() {
+    let with_bom = format!("\u{feff}{}", TEXT.trim_start());
+    let p = parse("bom.yml", &with_bom, &Catalog::basic()).unwrap();
+    assert_eq!(p.name, "api");
+    // Anywhere else it is content, and an error.
+    let inside = TEXT.replace("name: api", "name: api\n\u{feff}x: 1");
+    assert!(parse("bom.yml", &inside, &Catalog::basic()).is_err());
+}
