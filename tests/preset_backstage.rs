@@ -655,13 +655,33 @@ fn a_template_move_on_a_pre_release_is_followed_from_that_pre_release() {
         .iter()
         .map(|s| s["to"].as_str().unwrap())
         .collect();
-    // The move conflicts with the app's customizations, so the listing stops there; the rest
-    // is named, in semver order.
-    assert_eq!(steps, ["1.50.0-next.0", "1.50.0-next.1"], "{stepwise:#}");
-    assert_eq!(stepwise["stopped_at"], "1.50.0-next.1", "{stepwise:#}");
+    // The move merges with the app's customizations (its App.tsx by syntax, its package.json
+    // key by key), so the steps go on through every release of the line, in semver order.
     assert_eq!(
-        stepwise["remaining"],
-        serde_json::json!(["1.50.0", "1.51.0-next.0"])
+        steps,
+        ["1.50.0-next.0", "1.50.0-next.1", "1.50.0", "1.51.0-next.0"],
+        "{stepwise:#}"
+    );
+    assert_eq!(
+        stepwise["stopped_at"],
+        serde_json::Value::Null,
+        "{stepwise:#}"
+    );
+    let templates: Vec<&str> = stepwise["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["template_to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            "templates/default-app",
+            "templates/legacy-app",
+            "templates/legacy-app",
+            "templates/legacy-app"
+        ],
+        "{stepwise:#}"
     );
 }
 
